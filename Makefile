@@ -1,0 +1,29 @@
+# Builds the example's static C programs into $(TARGET_OUT), as Istio's Makefile builds
+# its binaries into out/<os>_<arch>/. doit-oci runs make with TARGET_OS, TARGET_ARCH,
+# TARGET_OUT and TARGET_OUT_LINUX set for the platform it builds.
+TARGET_OS ?= linux
+TARGET_ARCH ?= amd64
+TARGET_OUT ?= $(CURDIR)/out/$(TARGET_OS)_$(TARGET_ARCH)
+TARGET_OUT_LINUX ?= $(CURDIR)/out/linux_$(TARGET_ARCH)
+
+CC ?= gcc
+CFLAGS ?= -O2 -Wall -Werror
+# no build paths in the binaries, so that two checkouts build the same bytes
+REPRODUCIBLE = -ffile-prefix-map=$(CURDIR)=. -Wl,--build-id=none
+
+PROGRAMS = hello whoami showconfig
+
+.PHONY: all clean
+all: $(addprefix $(TARGET_OUT)/,$(PROGRAMS)) $(TARGET_OUT)/tmp
+
+$(TARGET_OUT)/%: example/src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(REPRODUCIBLE) -static -o $@ $<
+
+# the base image's /tmp: an empty directory that everyone may write to
+$(TARGET_OUT)/tmp:
+	mkdir -p $@
+	chmod 1777 $@
+
+clean:
+	rm -rf $(TARGET_OUT)

@@ -1,0 +1,132 @@
+"""Image references: ``[registry[:port]/]path[:tag][@digest]``, parsed and normalised. Pure.
+
+The grammar is the distribution project's: lowercase path components joined by ``/``,
+a first component that holds a ``.`` or a ``:`` or is ``localhost`` names the registry,
+tags of at most 128 word characters, dots and dashes, and ``sha256:`` digests.
+A reference without a registry is on Docker Hub (``docker.io``), where a single
+component lives under ``library/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_REGISTRY = "docker.io"
+DEFAULT_TAG = "latest"
+
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+_TAG = re.compile(r"[\w][\w.-]{0,127}\Z")
+_DOMAIN = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?\Z"
+)
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+class ReferenceError(ValueError):
+    """The text is not a valid image reference; the message says which part is wrong."""
+
+
+def is_valid_tag(tag: str) -> bool:
+    return bool(_TAG.match(tag))
+
+
+def check_tag(tag: str) -> str:
+    if not is_valid_tag(tag):
+        raise ReferenceError(
+            f"invalid tag {tag!r}: a tag is 1 to 128 letters, digits, '_', '.' or '-',"
+            " not starting with '.' or '-'"
+        )
+    return tag
+
+
+def _looks_like_domain(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost"
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str
+    path: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def repository(self) -> str:
+        """``registry/path``, the name a registry push or pull is about."""
+        return f"{self.registry}/{self.path}"
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    def with_tag(self, tag: str) -> Reference:
+        return Reference(self.registry, self.path, check_tag(tag))
+
+    @property
+    def identifier(self) -> str:
+        """The digest if there is one, else the tag (``latest`` if none was given)."""
+        return self.digest or self.tag or DEFAULT_TAG
+
+
+def split_repository(text: str) -> tuple[str, str]:
+    """``host:5000/a/b`` -> (``host:5000``, ``a/b``); a bare path gets Docker Hub."""
+    first, sep, rest = text.partition("/")
+    if sep and _looks_like_domain(first):
+        if not _DOMAIN.match(first):
+            raise ReferenceError(f"invalid registry host {first!r} in {text!r}")
+        registry, path = first, rest
+    else:
+        registry, path = DEFAULT_REGISTRY, text
+    if not path:
+        raise ReferenceError(f"{text!r} names no repository")
+    for component in path.split("/"):
+        if not _COMPONENT.match(component):
+            raise ReferenceError(
+                f"invalid repository name {path!r} in {text!r}: each '/'-separated part is"
+                " lowercase letters and digits, joined by '.', '_', '__' or '-'"
+            )
+    if registry in (DEFAULT_REGISTRY, "index.docker.io") and "/" not in path:
+        path = f"library/{path}"
+    if registry == "index.docker.io":
+        registry = DEFAULT_REGISTRY
+    if len(f"{registry}/{path}") > 255:
+        raise ReferenceError(f"repository name {text!r} is longer than 255 characters")
+    return registry, path
+
+
+def parse(text: str) -> Reference:
+    """Parse and normalise ``text``; raises ReferenceError saying what is wrong."""
+    if not text or text != text.strip():
+        raise ReferenceError(f"invalid image reference {text!r}: empty or surrounded by spaces")
+    name, _, digest = text.partition("@")
+    if digest and not _DIGEST.match(digest):
+        raise ReferenceError(
+            f"invalid digest {digest!r} in {text!r}: expected sha256: and 64 lowercase hex digits"
+        )
+    tag = ""
+    last_slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > last_slash:
+        name, tag = name[:colon], name[colon + 1 :]
+        check_tag(tag)
+    registry, path = split_repository(name)
+    return Reference(registry, path, tag, digest)
+
+
+def check_hub(hub: str) -> str:
+    """A hub is a registry and an optional path prefix, as in ``localhost:5000/istio``."""
+    text = hub.rstrip("/")
+    if not text:
+        raise ReferenceError("empty hub: give a registry such as localhost:5000 or gcr.io/org")
+    try:
+        split_repository(f"{text}/image")
+    except ReferenceError as exc:
+        raise ReferenceError(f"invalid hub {hub!r}: {exc}") from None
+    return text

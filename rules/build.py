@@ -1,0 +1,254 @@
+"""Options + plan + Dockerfiles -> the units of a build: one per image and platform.
+
+Made when the tasks are created, so it only reads the plan and the Dockerfiles (small
+files) and never builds anything. It decides everything the task graph depends on:
+which images are built (the targets and the plan images they stand on), the chain of
+stages of each Dockerfile, how many layers each image gets, and the make goals per
+platform. Every user mistake found here stops the build before any work starts.
+"""
+
+from __future__ import annotations
+
+import platform as host
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry import reference
+from registry.oci import Platform
+from rules.dockerfile import (
+    Chain,
+    Dockerfile,
+    automatic_args,
+    expand_in,
+    read_dockerfile,
+    select_chain,
+)
+from rules.errors import UserError
+from rules.options import Options
+from rules.plan import ImagePlan, Plan, load_plan
+
+OUT = "out"
+DEFAULT_VARIANT_DISTRIBUTION = "debug"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One image of the plan, built for one platform."""
+
+    key: str  # "pilot", or "pilot@linux_arm64" when several platforms are built
+    image: ImagePlan
+    platform: Platform
+    chain: Chain
+    base_key: str  # key of the plan image it builds on, or "" (scratch)
+    build_args: tuple[tuple[str, str], ...]
+    dir: Path  # where its records live
+
+    @property
+    def name(self) -> str:
+        return self.image.name
+
+    @property
+    def layer_count(self) -> int:
+        return self.chain.layer_count
+
+    def record(self, name: str) -> Path:
+        return self.dir / name
+
+    @property
+    def copies(self) -> Path:
+        return self.dir / "copies.json"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def tree(self) -> Path:
+        return self.dir / "tree.json"
+
+    @property
+    def image_record(self) -> Path:
+        return self.dir / "image.json"
+
+    def inputs(self, index: int) -> Path:
+        return self.dir / f"layer-{index}.inputs.json"
+
+    def layer(self, index: int) -> Path:
+        return self.dir / f"layer-{index}.json"
+
+
+@dataclass(frozen=True)
+class Build:
+    workspace: Path
+    options: Options
+    plans: tuple[Plan, ...]  # one per platform
+    units: tuple[Unit, ...]  # bases before the images on them
+    wanted: tuple[str, ...]  # keys of the units named in the output
+    make_goals: tuple[tuple[Platform, tuple[str, ...]], ...]
+
+    @property
+    def out(self) -> Path:
+        return self.workspace / OUT
+
+    @property
+    def layout_dir(self) -> Path:
+        return self.out / "oci"
+
+    def unit(self, key: str) -> Unit:
+        for unit in self.units:
+            if unit.key == key:
+                return unit
+        raise KeyError(key)
+
+    def ref_names(self, unit: Unit) -> tuple[str, ...]:
+        return tuple(f"{unit.name}:{tag}" for tag in self.options.tags)
+
+
+def local_platform() -> Platform:
+    """The platform of this machine, which builds without emulation."""
+    machine = host.machine().lower()
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
+        machine, machine
+    )
+    return Platform("linux", arch)
+
+
+def _unit_key(name: str, platform: Platform, several: bool) -> str:
+    return f"{name}@{platform.slug}" if several else name
+
+
+def base_candidates(name: str, options: Options) -> set[str]:
+    """The FROM references that mean the plan's image ``name`` in this build."""
+    names = {name, *(f"{name}:{tag}" for tag in options.tags)}
+    for hub in options.hubs:
+        names.update(f"{hub}/{name}:{tag}" for tag in options.tags)
+        if "latest" in options.tags:
+            names.add(f"{hub}/{name}")
+    return names
+
+
+def _normal(text: str) -> str:
+    try:
+        ref = reference.parse(text)
+    except reference.ReferenceError:
+        return text
+    return str(reference.Reference(ref.registry, ref.path, ref.tag or "latest", ref.digest))
+
+
+def find_plan_base(ref: str, plan: Plan, options: Options) -> ImagePlan | None:
+    wanted = _normal(ref)
+    for image in plan.images:
+        candidates = base_candidates(image.name, options)
+        if ref in candidates or wanted in {_normal(c) for c in candidates if "/" in c}:
+            return image
+    return None
+
+
+def _display(path: Path, workspace: Path) -> str:
+    try:
+        return str(path.relative_to(workspace))
+    except ValueError:
+        return str(path)
+
+
+def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) -> Build:
+    plans = tuple(load_plan(options.plan, p, workspace, environ) for p in options.platforms)
+    first = plans[0]
+    names = first.names
+    for target in options.targets:
+        if target not in names:
+            raise UserError(
+                f"unknown target {target!r}", first.path,
+                f"choose among the plan's images: {', '.join(names)}",
+            )
+    targets = options.targets or tuple(i.name for i in first.images if not i.base)
+    several = len(options.platforms) > 1
+    dockerfiles: dict[Path, Dockerfile] = {}
+    units: dict[str, Unit] = {}
+    order: list[str] = []
+    wanted: list[str] = []
+
+    def dockerfile(image: ImagePlan, plan: Plan) -> Dockerfile:
+        path = image.dockerfile
+        if path not in dockerfiles:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UserError(f"cannot read the Dockerfile: {exc}", image.where,
+                                "check the file") from None
+            dockerfiles[path] = read_dockerfile(
+                text, _display(path, workspace), image.ignore_runs or plan.ignore_runs
+            )
+        return dockerfiles[path]
+
+    def visit(image: ImagePlan, plan: Plan, stack: tuple[str, ...]) -> str:
+        key = _unit_key(image.name, plan.platform, several)
+        if key in units:
+            return key
+        if image.name in stack:
+            cycle = " -> ".join((*stack[stack.index(image.name):], image.name))
+            raise UserError(f"base images form a cycle: {cycle}", image.where,
+                            "make one of them build FROM another image")
+        args = {
+            **automatic_args(plan.platform),
+            "BASE_DISTRIBUTION": DEFAULT_VARIANT_DISTRIBUTION,
+            **dict(plan.args), **dict(image.args), **dict(options.build_args),
+        }
+        chain = select_chain(dockerfile(image, plan), args)
+        root = chain.stages[0]
+        if root.platform:
+            wanted_platform = expand_in(root.from_line, root.platform, args, chain.dockerfile.escape)
+            if wanted_platform != str(plan.platform):
+                raise root.from_line.fail(
+                    f"FROM --platform={wanted_platform} differs from the platform being built"
+                    f" ({plan.platform})", "drop --platform, or build that platform instead",
+                )
+        base_key = ""
+        if chain.base.lower() != "scratch":
+            base = find_plan_base(chain.base, plan, options)
+            if base is None:
+                raise UserError(
+                    f"base image {chain.base!r} is neither scratch nor an image of this plan",
+                    chain.base_where,
+                    "add that base image to the plan (base: true), or build FROM scratch;"
+                    " registry bases are not supported yet",
+                )
+            if not base.builds_for(plan.platform):
+                raise UserError(
+                    f"base image {base.name!r} is not built for {plan.platform}", chain.base_where,
+                    f"add {plan.platform} to its platforms",
+                )
+            base_key = visit(base, plan, (*stack, image.name))
+        unit = Unit(
+            key=key, image=image, platform=plan.platform, chain=chain, base_key=base_key,
+            build_args=tuple(sorted(args.items())),
+            dir=workspace / OUT / "build" / plan.platform.slug / image.name,
+        )
+        units[key] = unit
+        order.append(key)
+        return key
+
+    local = local_platform()
+    for plan in plans:
+        for name in targets:
+            image = plan.find(name)
+            assert image is not None
+            if not image.builds_for(plan.platform):
+                continue
+            if image.emulation_required and plan.platform != local:
+                continue
+            wanted.append(visit(image, plan, ()))
+    goals: list[tuple[Platform, tuple[str, ...]]] = []
+    for plan in plans:
+        platform_goals: list[str] = []
+        for key in order:
+            unit = units[key]
+            if unit.platform == plan.platform:
+                platform_goals.extend(t for t in unit.image.targets if t not in platform_goals)
+        if platform_goals and not options.skip_make:
+            goals.append((plan.platform, tuple(platform_goals)))
+    return Build(
+        workspace=workspace, options=options, plans=plans,
+        units=tuple(units[k] for k in order), wanted=tuple(wanted), make_goals=tuple(goals),
+    )

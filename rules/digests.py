@@ -1,0 +1,65 @@
+"""A cache of file content digests keyed by what ``stat`` says, kept in SQLite.
+
+A file is hashed when its size, mtime or inode differ from the cached ones, and then
+the new digest is kept, so a file whose mtime changed but whose content did not is
+hashed once, not on every run. Safe across processes (SQLite locking) and forks (one
+connection per process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+def file_digest(path: Path | str) -> str:
+    with open(path, "rb") as handle:
+        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class DigestCache:
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._pid = -1
+        self._db: sqlite3.Connection | None = None
+        self.hashed = 0  # files hashed by this process, for tests and reports
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None or self._pid != os.getpid():
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER,"
+                " mtime_ns INTEGER, ino INTEGER, digest TEXT)"
+            )
+            self._db, self._pid = db, os.getpid()
+        return self._db
+
+    def digest(self, path: Path | str, st: os.stat_result | None = None) -> str:
+        """The sha256 of the file at ``path``, hashing it only when its stat changed."""
+        key = os.path.abspath(path)
+        st = st or os.stat(key)
+        db = self._connect()
+        row = db.execute(
+            "SELECT size, mtime_ns, ino, digest FROM files WHERE path = ?", (key,)
+        ).fetchone()
+        if row is not None and tuple(row[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return str(row[3])
+        digest = file_digest(key)
+        self.hashed += 1
+        db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+            (key, st.st_size, st.st_mtime_ns, st.st_ino, digest),
+        )
+        return digest
+
+    def close(self) -> None:
+        if self._db is not None and self._pid == os.getpid():
+            self._db.close()
+        self._db = None

@@ -1,0 +1,132 @@
+"""One reproducible tar layer from a list of entries, streamed into the content store.
+
+A single pass reads each file once: tar bytes are hashed (diff_id), compressed, hashed
+again (blob digest) and written to a temp file that is renamed to its digest. Entries are
+sorted, mtimes fixed, owners numeric with empty names, so the same entries always give
+the same bytes. Nothing is held whole in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry import oci
+from registry.layout import BlobWriter, Layout
+from rules.errors import UserError
+from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
+
+CHUNK = 1 << 20
+BLOCK = 512
+COMPRESSIONS = ("none", "gzip")
+GZIP_LEVEL = 1
+_TYPES = {DIR: tarfile.DIRTYPE, FILE: tarfile.REGTYPE, SYMLINK: tarfile.SYMTYPE,
+          HARDLINK: tarfile.LNKTYPE}
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    diff_id: str
+    descriptor: oci.Descriptor
+
+    def to_json(self) -> dict[str, object]:
+        return {"diff_id": self.diff_id, "descriptor": self.descriptor.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> LayerBlob:
+        descriptor = data["descriptor"]
+        assert isinstance(descriptor, dict)
+        return cls(str(data["diff_id"]), oci.Descriptor.from_json(descriptor))
+
+
+def media_type(compression: str) -> str:
+    return {"none": oci.LAYER_TAR, "gzip": oci.LAYER_GZIP}[compression]
+
+
+def tar_header(entry: Entry, epoch: int) -> bytes:
+    info = tarfile.TarInfo(entry.path)
+    info.type = _TYPES[entry.kind]
+    info.mode = entry.mode & 0o7777
+    info.uid, info.gid = entry.uid, entry.gid
+    info.uname = info.gname = ""
+    info.mtime = epoch
+    info.size = entry.size if entry.kind == FILE else 0
+    info.linkname = entry.link if entry.kind in (SYMLINK, HARDLINK) else ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+class _Sink:
+    """tar bytes -> diff_id hash -> compressor -> blob writer."""
+
+    def __init__(self, blob: BlobWriter, compression: str) -> None:
+        self.blob = blob
+        self.diff = hashlib.sha256() if compression != "none" else None
+        self.compressor = (
+            zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if compression == "gzip" else None
+        )
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.diff is not None:
+            self.diff.update(data)
+        if self.compressor is not None:
+            out = self.compressor.compress(data)
+            if out:
+                self.blob.write(out)
+        else:
+            self.blob.write(data)
+
+    def finish(self) -> str:
+        if self.compressor is not None:
+            self.blob.write(self.compressor.flush())
+        return "sha256:" + self.diff.hexdigest() if self.diff is not None else ""
+
+
+def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) -> None:
+    path = workspace / entry.source
+    content = hashlib.sha256()
+    total = 0
+    view = memoryview(buffer)
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            while True:
+                count = handle.readinto(buffer)
+                if not count:
+                    break
+                total += count
+                if total > entry.size:
+                    break
+                chunk = view[:count]
+                content.update(chunk)
+                sink.write(chunk)
+    except OSError as exc:
+        raise UserError(f"cannot read {entry.source}: {exc.strerror}", f"/{entry.path}",
+                        "check the file and run the build again") from None
+    if total != entry.size or "sha256:" + content.hexdigest() != entry.digest:
+        raise UserError(
+            f"{entry.source} changed while the image was being built", f"/{entry.path}",
+            "run the build again once the file stops changing",
+        )
+    padding = -total % BLOCK
+    if padding:
+        sink.write(bytes(padding))
+
+
+def write_layer(
+    entries: Sequence[Entry], workspace: Path, layout: Layout, compression: str, epoch: int
+) -> LayerBlob:
+    """Stream ``entries`` as a tar layer into ``layout``; nothing is left behind on error."""
+    buffer = bytearray(CHUNK)
+    with layout.writer() as blob:
+        sink = _Sink(blob, compression)
+        for entry in entries:
+            sink.write(tar_header(entry, epoch))
+            if entry.kind == FILE:
+                _copy_file(sink, entry, workspace, buffer)
+        sink.write(bytes(2 * BLOCK))
+        diff_id = sink.finish()
+        digest = blob.commit()
+    return LayerBlob(diff_id or digest, oci.Descriptor(media_type(compression), digest, blob.size))

@@ -1,0 +1,176 @@
+"""Build options, read when the tasks are created: command line first, then environment.
+
+doit parses task parameters only after the tasks exist, but these options decide which
+tasks exist (the plan, the targets, the platforms...). So they are read here, early,
+from the words that follow the build task's name on the command line, with the
+environment variables of Istio's docker-builder as fallbacks, and the same options are
+declared as doit parameters (``PARAMS``) so that doit accepts them. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from registry.oci import Platform
+from registry.reference import ReferenceError, check_hub, check_tag
+from rules.errors import UserError
+from rules.layer import COMPRESSIONS
+
+DEFAULT_PLAN = "plans/images.yaml"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the doit parameter name
+    flag: str  # the long option, without "--"
+    kind: str  # "str", "list" (repeatable) or "bool"
+    help: str
+
+
+OPTIONS = (
+    Option("plan", "plan", "str", "the build plan (env PLAN; default plans/images.yaml)"),
+    Option("hub", "hub", "list", "registry and path to name images with (env HUB, HUBS)"),
+    Option("tag", "tag", "list", "tags to give every image (env TAG, TAGS; default latest)"),
+    Option("targets", "targets", "list", "images to build (env DOCKER_TARGETS; default: all"
+           " that are not base images)"),
+    Option("architectures", "architectures", "list",
+           "platforms to build, os/arch (env DOCKER_ARCHITECTURES; default linux/amd64)"),
+    Option("build_arg", "build-arg", "list", "KEY=VALUE given to every Dockerfile (repeatable)"),
+    Option("compression", "compression", "str",
+           "layer compression: none or gzip (env COMPRESSION; default none)"),
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    plan: str = DEFAULT_PLAN
+    hubs: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ("latest",)
+    targets: tuple[str, ...] = ()  # empty: every image that is not a base
+    platforms: tuple[Platform, ...] = (Platform("linux", "amd64"),)
+    build_args: tuple[tuple[str, str], ...] = ()
+    compression: str = "none"
+    skip_make: bool = False
+    epoch: int = 0
+
+
+def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
+    """The values given to ``task``'s options on a doit command line.
+
+    ``doit [opts] [run] task --opt value --opt=value other_task ...``: options count from
+    the task's name up to the next word that is not an option or its value.
+    """
+    by_flag = {opt.flag: opt for opt in OPTIONS}
+    found: dict[str, list[str]] = {}
+    words = list(argv)
+    i = 0
+    active = False
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == task:
+            active = True
+            continue
+        if not active:
+            continue
+        if not word.startswith("--"):
+            active = word == task
+            continue
+        flag, has_value, value = word[2:].partition("=")
+        option = by_flag.get(flag)
+        if option is None:
+            continue
+        if option.kind == "bool":
+            found.setdefault(option.name, []).append("true")
+            continue
+        if not has_value:
+            if i >= len(words):
+                raise UserError(f"option --{flag} needs a value", "command line",
+                                f"write --{flag} VALUE")
+            value = words[i]
+            i += 1
+        found.setdefault(option.name, []).append(value)
+    return found
+
+
+def _split(values: Sequence[str], separators: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values:
+        out.extend(part for part in re.split(f"[{separators}]", value) if part)
+    return tuple(out)
+
+
+def read_options(
+    argv: Sequence[str], environ: Mapping[str, str], task: str = "build_images",
+    default_plan: str = DEFAULT_PLAN,
+) -> Options:
+    """Options from the command line, then the environment; checked before any work."""
+    given = read_argv(argv, task)
+
+    def pick(name: str, *env_names: str) -> list[str] | None:
+        if name in given:
+            return given[name]
+        for env_name in env_names:
+            if env_name in environ:
+                return [environ[env_name]]
+        return None
+
+    plan = (pick("plan", "PLAN") or [default_plan])[-1]
+    hubs_given = given.get("hub")
+    if hubs_given is not None:
+        hubs = _split(hubs_given, ", ")
+    elif "HUBS" in environ:
+        hubs = _split([environ["HUBS"]], " ")
+    elif environ.get("HUB"):
+        hubs = (environ["HUB"],)
+    else:
+        hubs = ()
+    tags_given = given.get("tag")
+    if tags_given is not None:
+        tags = _split(tags_given, ", ")
+    elif "TAGS" in environ:
+        tags = _split([environ["TAGS"]], " ")
+    else:
+        tags = (environ.get("TAG") or "latest",)
+    try:
+        hubs = tuple(check_hub(hub) for hub in hubs)
+        tags = tuple(check_tag(tag) for tag in tags)
+    except ReferenceError as exc:
+        raise UserError(str(exc), "options", "fix --hub/--tag (or HUB, HUBS, TAG, TAGS)") from None
+    if not tags:
+        raise UserError("no tag given", "options", "give --tag TAG or TAG=...")
+    targets_given = pick("targets", "DOCKER_TARGETS")
+    targets = tuple(
+        t.removeprefix("docker.") for t in _split(targets_given or [], ", ")
+    )
+    arch_given = pick("architectures", "DOCKER_ARCHITECTURES")
+    platforms: list[Platform] = []
+    for text in _split(arch_given or ["linux/amd64"], ", "):
+        try:
+            platform = Platform.parse(text)
+        except ValueError as exc:
+            raise UserError(str(exc), "options", "write --architectures linux/amd64,linux/arm64") from None
+        if platform not in platforms:
+            platforms.append(platform)
+    build_args: list[tuple[str, str]] = []
+    for item in given.get("build_arg", []):
+        name, has_value, value = item.partition("=")
+        if not has_value or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UserError(f"invalid --build-arg {item!r}", "command line",
+                            "write --build-arg NAME=VALUE")
+        build_args.append((name, value))
+    compression = (pick("compression", "COMPRESSION") or ["none"])[-1]
+    if compression not in COMPRESSIONS:
+        raise UserError(f"unknown compression {compression!r}", "options",
+                        f"choose one of {', '.join(COMPRESSIONS)}")
+    epoch_text = environ.get("SOURCE_DATE_EPOCH", "0") or "0"
+    if not epoch_text.isdigit():
+        raise UserError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
+                        "environment", "set it to an integer such as 0")
+    return Options(
+        plan=plan, hubs=hubs, tags=tags, targets=targets, platforms=tuple(platforms),
+        build_args=tuple(build_args), compression=compression,
+        skip_make=environ.get("SKIP_MAKE", "") == "true", epoch=int(epoch_text),
+    )

@@ -1,0 +1,322 @@
+"""Build plans: YAML in the schema of Istio's ``tools/docker.yaml`` -> ``Plan`` per platform.
+
+As in the seed, ``${VAR}`` in the plan's text is expanded per platform before the YAML
+is read: first from TARGET_OS, TARGET_ARCH, TARGET_OUT, TARGET_OUT_LINUX (and the seed's
+SIDECAR and RELEASE_MODE), then from the environment. Every mistake is reported with the
+plan file and line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from registry.oci import Platform
+from registry.reference import ReferenceError, split_repository
+from rules.errors import UserError
+
+IMAGE_KEYS = (
+    "name",
+    "dockerfile",
+    "context",
+    "files",
+    "targets",
+    "base",
+    "emulationRequired",
+    "platforms",
+    "args",
+    "ignoreRuns",
+)
+PLAN_KEYS = ("images", "example", "args", "ignoreRuns")
+
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    name: str
+    where: str  # plan file:line of the image's entry
+    dockerfile: Path  # absolute
+    context: Path | None  # absolute; None: the context is made of files and targets
+    files: tuple[Path, ...]  # absolute
+    targets: tuple[str, ...]  # as written (after expansion): make goals and file paths
+    base: bool = False
+    emulation_required: bool = False
+    platforms: tuple[str, ...] = ()
+    args: tuple[tuple[str, str], ...] = ()
+    ignore_runs: bool = False
+
+    def dependencies(self, workspace: Path) -> tuple[Path, ...]:
+        """The real paths a Dockerfile of this image may COPY from, as in the seed."""
+        return self.files + tuple(workspace / t for t in self.targets)
+
+    def builds_for(self, platform: Platform) -> bool:
+        return not self.platforms or str(platform) in self.platforms
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: str  # as given, relative to the workspace when it is inside it
+    platform: Platform
+    images: tuple[ImagePlan, ...]
+    args: tuple[tuple[str, str], ...] = ()
+    ignore_runs: bool = False
+
+    def find(self, name: str) -> ImagePlan | None:
+        for image in self.images:
+            if image.name == name:
+                return image
+        return None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(image.name for image in self.images)
+
+
+def platform_variables(platform: Platform, workspace: Path) -> dict[str, str]:
+    out = workspace / "out"
+    return {
+        "TARGET_OS": platform.os,
+        "TARGET_ARCH": platform.architecture,
+        "TARGET_OUT": str(out / f"{platform.os}_{platform.architecture}"),
+        "TARGET_OUT_LINUX": str(out / f"linux_{platform.architecture}"),
+        "TARGET_OUT_WINDOWS": str(out / f"windows_{platform.architecture}"),
+    }
+
+
+def plan_variables(
+    platform: Platform, workspace: Path, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """What ``${VAR}`` means in a plan for ``platform``; the environment fills the rest."""
+    variables = dict(environ)
+    variables["SIDECAR"] = environ.get("SIDECAR", "envoy")
+    variables["RELEASE_MODE"] = "debug" if "DEBUG_IMAGE" in environ else "release"
+    variables.update(platform_variables(platform, workspace))
+    return variables
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """``$VAR`` and ``${VAR}`` as Go's os.Expand does them; unknown names become ''."""
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), ""), text)
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _Reader:
+    """Walks the YAML node tree, checking types, with the file and line in every error."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def where(self, node: yaml.Node) -> str:
+        return f"{self.path}:{_line(node)}"
+
+    def fail(self, node: yaml.Node, what: str, fix: str) -> UserError:
+        return UserError(what, self.where(node), fix)
+
+    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{what} is not a mapping", "write it as 'key: value' lines")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise self.fail(key, f"a key of {what} is not a string", "use plain keys")
+            if key.value in out:
+                raise self.fail(key, f"key {key.value!r} appears twice in {what}", "keep one")
+            out[key.value] = (key, value)
+        return out
+
+    def check_keys(
+        self, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...],
+        what: str,
+    ) -> None:
+        for name, (key, _) in entries.items():
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+                raise self.fail(key, f"unknown key {name!r} in {what}", fix)
+
+    def string(self, node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (
+            "tag:yaml.org,2002:str",
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+        ):
+            raise self.fail(node, f"{what} must be a string", "write a plain value")
+        return str(node.value)
+
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
+            raise self.fail(node, f"{what} must be true or false", "write true or false")
+        return bool(yaml.safe_load(node.value))
+
+    def strings(self, node: yaml.Node, what: str) -> list[tuple[yaml.Node, str]]:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{what} must be a list", "write one '- item' per line")
+        return [(item, self.string(item, f"an entry of {what}")) for item in node.value]
+
+    def string_map(self, node: yaml.Node, what: str) -> tuple[tuple[str, str], ...]:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return ()
+        entries = self.mapping(node, what)
+        return tuple(
+            (name, self.string(value, f"{what}.{name}")) for name, (_, value) in entries.items()
+        )
+
+
+def _relative(path: Path, workspace: Path) -> str:
+    try:
+        return str(path.relative_to(workspace))
+    except ValueError:
+        return str(path)
+
+
+def load_plan(
+    path: str, platform: Platform, workspace: Path, environ: Mapping[str, str]
+) -> Plan:
+    """Read the plan at ``path`` (relative to ``workspace``) as it is for ``platform``."""
+    full = (workspace / path).resolve()
+    shown = _relative(full, workspace)
+    try:
+        raw = full.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(
+            "plan file not found", shown,
+            "give an existing plan with --plan PATH or PLAN=PATH (relative to the workspace)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the plan: {exc}", shown, "check the file") from None
+    text = expand(raw, plan_variables(platform, workspace, environ))
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{shown}:{mark.line + 1}" if mark else shown
+        raise UserError(
+            f"invalid YAML: {exc.problem or exc.context}", where, "fix the YAML syntax"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"invalid YAML: {exc}", shown, "fix the YAML syntax") from None
+    reader = _Reader(shown)
+    if root is None:
+        raise UserError("the plan is empty", shown, "list the images under 'images:'")
+    top = reader.mapping(root, "the plan")
+    reader.check_keys(top, PLAN_KEYS, "the plan")
+    if "images" not in top:
+        raise reader.fail(root, "the plan has no 'images:' list", "list the images to build")
+    plan_args = reader.string_map(top["args"][1], "args") if "args" in top else ()
+    ignore_runs = reader.boolean(top["ignoreRuns"][1], "ignoreRuns") if "ignoreRuns" in top else False
+    images_node = top["images"][1]
+    if not isinstance(images_node, yaml.SequenceNode):
+        raise reader.fail(images_node, "'images' must be a list", "write one '- name: ...' per image")
+    images: list[ImagePlan] = []
+    seen: dict[str, str] = {}
+    for node in images_node.value:
+        image = _read_image(reader, node, workspace)
+        if image.name in seen:
+            raise UserError(
+                f"image name {image.name!r} is used twice (first at {seen[image.name]})",
+                image.where, "give each image a unique name",
+            )
+        seen[image.name] = image.where
+        images.append(image)
+    return Plan(shown, platform, tuple(images), plan_args, ignore_runs)
+
+
+def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
+    entries = reader.mapping(node, "an image entry")
+    where = reader.where(node)
+    if "name" not in entries:
+        raise reader.fail(node, "an image has no 'name'", "add 'name: <image name>'")
+    name_key, name_node = entries["name"]
+    name = reader.string(name_node, "name")
+    what = f"image {name!r}"
+    reader.check_keys(entries, IMAGE_KEYS, what)
+    try:
+        split_repository(f"example.com/{name}")
+    except ReferenceError:
+        raise reader.fail(
+            name_node, f"invalid image name {name!r}",
+            "use lowercase letters, digits and '.', '_', '-' (and '/' between parts)",
+        ) from None
+
+    def text(key: str) -> str | None:
+        return reader.string(entries[key][1], f"{key} of {what}") if key in entries else None
+
+    def flag(key: str) -> bool:
+        return reader.boolean(entries[key][1], f"{key} of {what}") if key in entries else False
+
+    def items(key: str) -> list[tuple[yaml.Node, str]]:
+        return reader.strings(entries[key][1], f"{key} of {what}") if key in entries else []
+
+    context: Path | None = None
+    context_text = text("context")
+    if context_text is not None:
+        context = (workspace / context_text).resolve()
+        if not context.is_dir():
+            raise reader.fail(
+                entries["context"][1], f"context directory {context_text!r} of {what} does not exist",
+                "create it or fix the path (relative to the workspace)",
+            )
+    dockerfile_text = text("dockerfile")
+    if dockerfile_text is None:
+        if context is None:
+            raise reader.fail(
+                node, f"{what} has neither 'dockerfile' nor 'context'",
+                "add 'dockerfile: path/to/Dockerfile' (or a 'context:' directory holding one)",
+            )
+        dockerfile = context / "Dockerfile"
+        dockerfile_node = entries["context"][1]
+    else:
+        dockerfile = workspace / dockerfile_text
+        dockerfile_node = entries["dockerfile"][1]
+    if not dockerfile.is_file():
+        raise reader.fail(
+            dockerfile_node,
+            f"Dockerfile {_relative(dockerfile, workspace)!r} of {what} does not exist",
+            "fix the path (relative to the workspace) or create the file",
+        )
+    files: list[Path] = []
+    for item_node, item in items("files"):
+        path = workspace / item
+        if not path.exists() and not path.is_symlink():
+            raise reader.fail(
+                item_node, f"file {item!r} of {what} does not exist",
+                "fix the path (relative to the workspace), or list it under 'targets' if make"
+                " builds it",
+            )
+        files.append(path)
+    if context is not None and files:
+        raise reader.fail(
+            entries["files"][0], f"{what} has both 'context' and 'files'",
+            "with a context, COPY sources are paths in it; drop 'files'",
+        )
+    platforms = []
+    for item_node, item in items("platforms"):
+        try:
+            platforms.append(str(Platform.parse(item)))
+        except ValueError as exc:
+            raise reader.fail(item_node, str(exc), "write it as os/arch, e.g. linux/amd64") from None
+    return ImagePlan(
+        name=name,
+        where=where,
+        dockerfile=dockerfile.resolve(),
+        context=context,
+        files=tuple(files),
+        targets=tuple(item for _, item in items("targets")),
+        base=flag("base"),
+        emulation_required=flag("emulationRequired"),
+        platforms=tuple(platforms),
+        args=reader.string_map(entries["args"][1], f"args of {what}") if "args" in entries else (),
+        ignore_runs=flag("ignoreRuns"),
+    )

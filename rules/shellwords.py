@@ -1,0 +1,425 @@
+"""Dockerfile word processing: the shell-like lexer Docker, BuildKit and buildah apply.
+
+This is an independent Python rendering of the behaviour of BuildKit's Dockerfile lexer
+(``frontend/dockerfile/shell/lex.go``) and of the argument splitting done by its instruction
+parser (``frontend/dockerfile/parser/line_parsers.go``).  It is pure: no I/O, stdlib only.
+
+* :func:`expand_word` -- ``ProcessWord``: quotes removed, variables expanded, one word.
+* :func:`expand_words` -- ``ProcessWords``: the same, then split on unquoted whitespace.
+* :func:`split_raw_words` -- ``parseWords``: split on whitespace, quotes and escapes kept.
+* :func:`split_key_values` -- ``parseNameVal``: ``ENV`` / ``LABEL`` arguments, values raw.
+* :func:`split_json_or_shell` -- ``parseMaybeJSON``: exec form (JSON array) or shell form.
+
+Supported substitutions: ``$NAME``, ``${NAME}``, ``${NAME-word}``, ``${NAME:-word}``,
+``${NAME+word}``, ``${NAME:+word}``, ``${NAME?message}`` and ``${NAME:?message}``; the
+pattern forms (``#``, ``%``, ``/``) and every other modifier raise :class:`ExpandError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+__all__ = [
+    "ExpandError",
+    "expand_word",
+    "expand_words",
+    "split_json_or_shell",
+    "split_key_values",
+    "split_raw_words",
+]
+
+# Go's unicode.IsSpace: the Latin-1 spaces plus the other Unicode White_Space code points.
+_SPACES = frozenset(
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_SPACES_TEXT = "".join(sorted(_SPACES))
+# The parser's reWhitespace, which splits the legacy "KEY value" form (no newline in it).
+_LEGACY_SEPARATOR = re.compile(r"[\t\v\f\r ]+")
+# Shell special parameters: after "$" each is a (one-character) name of its own.
+_SPECIAL_PARAMETERS = frozenset("@*#?-$!0")
+_ESCAPE_TOKENS = ("\\", "`")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_SUPPORTED = "supported: '-', '+', '?', each optionally after ':'"
+
+
+class ExpandError(ValueError):
+    """A Dockerfile word that cannot be processed; the message says what is wrong."""
+
+
+def _check_escape(escape: str) -> None:
+    if escape not in _ESCAPE_TOKENS:
+        raise ExpandError(f"invalid escape token {escape!r} does not match ` or \\")
+
+
+def _is_space(ch: str) -> bool:
+    return ch in _SPACES
+
+
+class _Words:
+    """Collects the words of ``ProcessWords`` as characters arrive."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.word = ""
+        self.in_word = False
+
+    def add_char(self, ch: str) -> None:
+        """An unquoted character: whitespace ends a non-empty word and is dropped."""
+        if not _is_space(ch):
+            self.add_raw_char(ch)
+        elif self.in_word and self.word:
+            self.words.append(self.word)
+            self.word = ""
+            self.in_word = False
+
+    def add_raw_char(self, ch: str) -> None:
+        self.word += ch
+        self.in_word = True
+
+    def add_string(self, text: str) -> None:
+        for ch in text:
+            self.add_char(ch)
+
+    def add_raw_string(self, text: str) -> None:
+        self.word += text
+        self.in_word = True
+
+    def finish(self) -> list[str]:
+        if self.word:
+            self.words.append(self.word)
+            self.word = ""
+            self.in_word = False
+        return self.words
+
+
+class _Lexer:
+    """One pass over ``text``; ``pos`` is the index of the next unread character."""
+
+    def __init__(self, text: str, env: Mapping[str, str], escape: str) -> None:
+        self.text = text
+        self.env = env
+        self.escape = escape
+        self.pos = 0
+
+    def _peek(self) -> str:
+        """The next character, or "" at the end of the text."""
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _next(self) -> str:
+        ch = self._peek()
+        if ch:
+            self.pos += 1
+        return ch
+
+    def process(self, stop: str = "") -> tuple[str, list[str]]:
+        """Read up to ``stop`` (consumed) or, when ``stop`` is "", to the end.
+
+        Returns the processed text and its whitespace-separated words.
+        """
+        result: list[str] = []
+        words = _Words()
+        while ch := self._peek():
+            if stop and ch == stop:
+                self.pos += 1
+                return "".join(result), words.finish()
+            if ch == "$":
+                piece = self._dollar()
+                result.append(piece)
+                words.add_string(piece)
+            elif ch == "'":
+                piece = self._single_quoted()
+                result.append(piece)
+                words.add_raw_string(piece)
+            elif ch == '"':
+                piece = self._double_quoted()
+                result.append(piece)
+                words.add_raw_string(piece)
+            else:
+                self.pos += 1
+                if ch == self.escape:
+                    ch = self._next()
+                    if not ch:
+                        break  # an escape at the very end is dropped
+                    words.add_raw_char(ch)
+                else:
+                    words.add_char(ch)
+                result.append(ch)
+        if stop:
+            raise ExpandError(f"unexpected end of text while looking for matching {stop}")
+        return "".join(result), words.finish()
+
+    def _single_quoted(self) -> str:
+        """Everything up to the next single quote, literally; nothing can be escaped."""
+        self.pos += 1
+        start = self.pos
+        end = self.text.find("'", start)
+        if end < 0:
+            self.pos = len(self.text)
+            raise ExpandError("unterminated quote: missing closing single-quote (')")
+        self.pos = end + 1
+        return self.text[start:end]
+
+    def _double_quoted(self) -> str:
+        """Up to the next unescaped double quote, expanding variables.
+
+        The escape character escapes only ``"``, ``$`` and itself; before anything else it
+        is kept literally.
+        """
+        self.pos += 1
+        result: list[str] = []
+        while True:
+            ch = self._peek()
+            if not ch:
+                raise ExpandError('unterminated quote: missing closing double-quote (")')
+            if ch == '"':
+                self.pos += 1
+                return "".join(result)
+            if ch == "$":
+                result.append(self._dollar())
+                continue
+            self.pos += 1
+            if ch == self.escape:
+                following = self._peek()
+                if not following:
+                    continue
+                if following in ('"', "$", self.escape):
+                    ch = following
+                    self.pos += 1
+            result.append(ch)
+
+    def _name(self) -> str:
+        """A variable name: letters, digits and "_"; a run of digits; or one special char."""
+        ch = self._peek()
+        start = self.pos
+        if ch.isdecimal():
+            while self._peek().isdecimal():
+                self.pos += 1
+            return self.text[start:self.pos]
+        if ch and ch in _SPECIAL_PARAMETERS:
+            self.pos += 1
+            return ch
+        while (ch := self._peek()) and (ch.isalpha() or ch.isdecimal() or ch == "_"):
+            self.pos += 1
+        return self.text[start:self.pos]
+
+    def _braced_end(self, pos: int) -> int:
+        """Where the ``${`` opened just before ``pos`` closes (for messages only)."""
+        depth = 1
+        while pos < len(self.text):
+            ch = self.text[pos]
+            if ch == self.escape:
+                pos += 2
+                continue
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return pos + 1
+            pos += 1
+        return len(self.text)
+
+    def _unterminated(self, start: int) -> ExpandError:
+        return ExpandError(f"unterminated substitution {self.text[start:]}: missing '}}'")
+
+    def _unsupported(self, start: int, end: int, modifier: str) -> ExpandError:
+        return ExpandError(
+            f"bad substitution {self.text[start:end]}: unsupported modifier {modifier!r} "
+            f"({_SUPPORTED})"
+        )
+
+    def _dollar(self) -> str:
+        """A ``$`` substitution, starting at the ``$``."""
+        start = self.pos
+        self.pos += 1
+        if self._peek() != "{":
+            name = self._name()
+            if not name:
+                return "$"
+            return self.env.get(name, "")
+
+        self.pos += 1
+        ch = self._peek()
+        if not ch:
+            raise self._unterminated(start)
+        if ch in "{}:":
+            snippet = self.text[start:self._braced_end(self.pos)]
+            raise ExpandError(f"bad substitution {snippet}: missing variable name")
+        name = self._name()
+        ch = self._next()
+        if ch == "}":
+            return self.env.get(name, "")
+        if not ch:
+            raise self._unterminated(start)
+
+        modifier = ch
+        null_is_unset = ch == ":"
+        if null_is_unset:
+            ch = self._next()
+            if not ch:
+                raise self._unterminated(start)
+            if ch == "}":
+                raise self._unsupported(start, self.pos, ":")
+            modifier += ch
+        elif ch not in "+-?#%/":
+            if name in _SPECIAL_PARAMETERS and (ch.isalnum() or ch == "_"):
+                modifier = name  # a prefix operator such as ${#NAME} or ${!NAME}
+            raise self._unsupported(start, self._braced_end(self.pos), modifier)
+
+        try:
+            word, _ = self.process("}")
+        except ExpandError:
+            if self.pos >= len(self.text):
+                raise self._unterminated(start) from None
+            raise
+
+        if ch not in "+-?":
+            raise self._unsupported(start, self.pos, modifier)
+        value = self.env.get(name)
+        empty = value is None or (null_is_unset and value == "")
+        if ch == "-":
+            return word if empty or value is None else value
+        if ch == "+":
+            return "" if empty else word
+        if value is None:
+            raise ExpandError(f"{name}: {word or 'is not allowed to be unset'}")
+        if empty:
+            raise ExpandError(f"{name}: {word or 'is not allowed to be empty'}")
+        return value
+
+
+def _lex(text: str, env: Mapping[str, str], escape: str) -> tuple[str, list[str]]:
+    _check_escape(escape)
+    try:
+        return _Lexer(text, env, escape).process()
+    except ExpandError as error:
+        raise ExpandError(f"failed to process {text!r}: {error}") from None
+
+
+def expand_word(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """Process ``word`` as one Dockerfile word (BuildKit ``ProcessWord``).
+
+    Variables are expanded (unset ones to ""), quotes removed, escapes applied; whitespace
+    is kept as is.  Raises :class:`ExpandError` for malformed input or a failed ``?``.
+    """
+    return _lex(word, env, escape)[0]
+
+
+def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
+    """Process ``text`` and split it into words (BuildKit ``ProcessWords``).
+
+    Unquoted whitespace, including whitespace produced by an unquoted expansion, separates
+    words.  As in BuildKit, a word that ends up empty is dropped, even a quoted one (``""``).
+    """
+    return _lex(text, env, escape)[1]
+
+
+def split_raw_words(text: str, escape: str = "\\") -> list[str]:
+    """Split on unquoted whitespace, keeping quotes and escapes (parser ``parseWords``).
+
+    Never fails: an unterminated quote runs to the end and is reported when the word is
+    expanded.  An escape character at the very end of the text is dropped.
+    """
+    _check_escape(escape)
+    words: list[str] = []
+    word: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        i += 1
+        if quote:
+            if ch == quote:
+                quote = ""
+            elif ch == escape and quote != "'":
+                if i == len(text):
+                    continue
+                word.append(ch)
+                ch = text[i]
+                i += 1
+            word.append(ch)
+            continue
+        if _is_space(ch):
+            if word:
+                words.append("".join(word))
+                word = []
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch == escape:
+            if i == len(text):
+                continue
+            word.append(ch)
+            ch = text[i]
+            i += 1
+        word.append(ch)
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def split_key_values(text: str, escape: str = "\\") -> list[tuple[str, str]]:
+    """Split ``ENV`` / ``LABEL`` arguments into raw ``(key, value)`` pairs (``parseNameVal``).
+
+    ``k=v k2='v 2'`` gives ``[("k", "v"), ("k2", "'v 2'")]``: quotes and escapes stay in
+    place so that the caller expands each part with :func:`expand_word`.  When the first word
+    has no ``=``, the legacy form applies: ``KEY value with spaces`` is one pair, split at the
+    first blank.  Empty (or all-blank) text gives ``[]``.
+    """
+    rest = text.strip(_SPACES_TEXT)
+    words = split_raw_words(rest, escape)
+    if not words:
+        return []
+    if "=" not in words[0]:
+        parts = _LEGACY_SEPARATOR.split(rest, maxsplit=1)
+        if len(parts) < 2:
+            raise ExpandError(
+                f"missing value: {parts[0]!r} has no '=' so it is the legacy 'KEY value' form, "
+                "which must have two arguments"
+            )
+        return [(parts[0], parts[1])]
+    pairs: list[tuple[str, str]] = []
+    for word in words:
+        if "=" not in word:
+            raise ExpandError(
+                f"syntax error - can't find = in {word!r}. Must be of the form: name=value"
+            )
+        key, value = word.split("=", 1)
+        if not key:
+            raise ExpandError(f"empty key in {word!r}: names can not be blank")
+        pairs.append((key, value))
+    return pairs
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def split_json_or_shell(text: str) -> list[str] | None:
+    """The exec-form arguments if ``text`` is a JSON array of strings, else ``None``.
+
+    As in ``parseMaybeJSON``: after leading whitespace the text must start with ``[`` and be
+    valid JSON.  A valid JSON array holding anything but strings is an error in Docker, so it
+    raises :class:`ExpandError` rather than falling back to the shell form.
+    """
+    rest = text.lstrip(_SPACES_TEXT)
+    if not rest.startswith("["):
+        return None
+    try:
+        value: object = json.loads(rest, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, list):
+        return None
+    items: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ExpandError(
+                "when using JSON array syntax, arrays must be comprised of strings only"
+            )
+        # Go decodes a lone surrogate escape to U+FFFD.
+        items.append(_SURROGATES.sub("\ufffd", item))
+    return items

@@ -1,0 +1,255 @@
+"""The work each task does, and the checks that tell whether it needs doing.
+
+Every step reads small JSON records and writes one, rewriting it only when its content
+changes, so that doit (through its file checks) reruns exactly what depends on a real
+change. The records of one image for one platform live in ``out/build/<os>_<arch>/<name>``:
+
+``copies.json`` and ``config.json`` (parse), ``layer-K.inputs.json`` and ``tree.json``
+(translate), ``layer-K.json`` (layer), ``image.json`` (image).
+
+No doit here: rules.tasks turns these into tasks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from registry import oci
+from registry.files import write_if_changed
+from registry.layout import Layout
+from rules.build import Build, Unit
+from rules.digests import DigestCache
+from rules.dockerfile import CopyStep, evaluate
+from rules.errors import UserError
+from rules.layer import LayerBlob, write_layer
+from rules.translate import Context, ContextDir, PlanContext, plan_copy
+from rules.tree import Entry, Tree
+
+
+def _dump(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_bytes())
+
+
+def created_at(epoch: int) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Steps:
+    def __init__(self, build: Build) -> None:
+        self.build = build
+        self.workspace = build.workspace
+        self.layout = Layout(build.layout_dir, build.out / "tmp")
+        self.digests = DigestCache(build.out / "cache" / "digests.sqlite")
+
+    # -- what the base gives ------------------------------------------------------------
+
+    def base_config(self, unit: Unit) -> oci.ImageConfig | None:
+        if not unit.base_key:
+            return None
+        base = self.build.unit(unit.base_key)
+        record = _load(base.image_record)
+        data = self.layout.read(record["config"]["digest"])
+        return oci.ImageConfig.from_json(oci.parse_json_document(data, "base config"))
+
+    def base_manifest(self, unit: Unit) -> oci.Manifest | None:
+        if not unit.base_key:
+            return None
+        record = _load(self.build.unit(unit.base_key).image_record)
+        data = self.layout.read(record["manifest"]["digest"])
+        return oci.Manifest.from_json(oci.parse_json_document(data, "base manifest"))
+
+    def lower_tree(self, unit: Unit) -> Tree:
+        if not unit.base_key:
+            return Tree()
+        return Tree.from_json(_load(self.build.unit(unit.base_key).tree))
+
+    # -- parse ----------------------------------------------------------------------------
+
+    def parse_records(self, unit: Unit) -> tuple[bytes, bytes, tuple[str, ...]]:
+        spec = evaluate(unit.chain, dict(unit.build_args), self.base_config(unit))
+        copies = _dump({"copies": [step.to_json() for step in spec.copies]})
+        config = _dump({
+            "config": spec.config.to_json(),
+            "author": spec.author,
+            "history": [[step.created_by, step.layer] for step in spec.history],
+        })
+        if len(spec.copies) != unit.layer_count:
+            raise AssertionError("layer count changed between task creation and parse")
+        return copies, config, spec.warnings
+
+    def parse(self, unit: Unit) -> None:
+        copies, config, warnings = self.parse_records(unit)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        write_if_changed(unit.copies, copies)
+        write_if_changed(unit.config, config)
+
+    # -- translate --------------------------------------------------------------------------
+
+    def context(self, unit: Unit) -> Context:
+        image = unit.image
+        if image.context is not None:
+            return ContextDir(image.context, self.workspace)
+        deps = (image.dockerfile, *image.dependencies(self.workspace))
+        platform = unit.platform
+        arch_out = self.workspace / "out" / f"{platform.os}_{platform.architecture}"
+        return PlanContext(deps, self.workspace, arch_out, platform.architecture)
+
+    def translate_records(self, unit: Unit) -> tuple[list[bytes], bytes]:
+        copies = [CopyStep.from_json(c) for c in _load(unit.copies)["copies"]]
+        context = self.context(unit)
+        tree = self.lower_tree(unit)
+        records = []
+        for step in copies:
+            entries = plan_copy(
+                step, context if step.keyword != "WORKDIR" else None, tree, self.workspace,
+                self.digests.digest,
+            )
+            tree.add(entries)
+            records.append(_dump({"entries": [e.to_json() for e in entries]}))
+        return records, _dump(tree.to_json())
+
+    def translate_uptodate(self, unit: Unit) -> bool:
+        """Up to date when recomputing gives the records on disk (stats and cached
+        digests only: unchanged files are not hashed again)."""
+        try:
+            records, tree = self.translate_records(unit)
+        except (UserError, OSError, ValueError, KeyError):
+            return False  # let the task run and report it
+        paths = [unit.inputs(i) for i in range(len(records))]
+        return _same(paths, records) and _same([unit.tree], [tree])
+
+    def translate(self, unit: Unit) -> None:
+        records, tree = self.translate_records(unit)
+        for index, record in enumerate(records):
+            write_if_changed(unit.inputs(index), record)
+        write_if_changed(unit.tree, tree)
+
+    # -- layer ----------------------------------------------------------------------------
+
+    def layer(self, unit: Unit, index: int) -> None:
+        entries = [Entry.from_json(e) for e in _load(unit.inputs(index))["entries"]]
+        if not entries:
+            write_if_changed(unit.layer(index), _dump({"empty": True}))
+            return
+        blob = write_layer(
+            entries, self.workspace, self.layout, self.build.options.compression,
+            self.build.options.epoch,
+        )
+        write_if_changed(unit.layer(index), _dump(blob.to_json()))
+
+    def layer_uptodate(self, unit: Unit, index: int) -> bool:
+        """The blob the record names is still in the store."""
+        try:
+            record = _load(unit.layer(index))
+        except (OSError, ValueError):
+            return False
+        return bool(record.get("empty")) or self.layout.has_blob(record["descriptor"]["digest"])
+
+    # -- image ----------------------------------------------------------------------------
+
+    def image_documents(self, unit: Unit) -> tuple[oci.ImageConfig, oci.Manifest]:
+        spec = _load(unit.config)
+        layers: list[LayerBlob | None] = []
+        for index in range(unit.layer_count):
+            record = _load(unit.layer(index))
+            layers.append(None if record.get("empty") else LayerBlob.from_json(record))
+        base = self.base_config(unit)
+        base_manifest = self.base_manifest(unit)
+        created = created_at(self.build.options.epoch)
+        history = list(base.history) if base else []
+        for created_by, layer in spec["history"]:
+            empty = layer is None or layers[layer] is None
+            history.append(oci.HistoryEntry(created, created_by, empty_layer=empty))
+        ours = [layer for layer in layers if layer is not None]
+        config = oci.ImageConfig(
+            architecture=unit.platform.architecture, os=unit.platform.os,
+            variant=unit.platform.variant, created=created, author=spec["author"],
+            config=oci.ContainerConfig.from_json(spec["config"]),
+            diff_ids=(base.diff_ids if base else ()) + tuple(layer.diff_id for layer in ours),
+            history=tuple(history),
+        )
+        config_descriptor = oci.describe(oci.CONFIG, config.to_bytes())
+        manifest = oci.Manifest(
+            config=config_descriptor,
+            layers=(base_manifest.layers if base_manifest else ())
+            + tuple(layer.descriptor for layer in ours),
+        )
+        return config, manifest
+
+    def image(self, unit: Unit) -> None:
+        config, manifest = self.image_documents(unit)
+        config_descriptor = self.layout.put(oci.CONFIG, config.to_bytes())
+        manifest_descriptor = self.layout.put(oci.MANIFEST, manifest.to_bytes())
+        record = {
+            "manifest": oci.Descriptor(
+                manifest_descriptor.media_type, manifest_descriptor.digest,
+                manifest_descriptor.size, platform=unit.platform,
+            ).to_json(),
+            "config": config_descriptor.to_json(),
+            "layers": len(manifest.layers),
+        }
+        write_if_changed(unit.image_record, _dump(record))
+
+    def image_uptodate(self, unit: Unit) -> bool:
+        try:
+            record = _load(unit.image_record)
+        except (OSError, ValueError):
+            return False
+        return self.layout.has_blob(record["manifest"]["digest"]) and self.layout.has_blob(
+            record["config"]["digest"]
+        )
+
+    # -- the OCI layout ---------------------------------------------------------------------
+
+    def named_descriptors(self) -> dict[str, oci.Descriptor]:
+        by_name: dict[str, list[oci.Descriptor]] = {}
+        for key in self.build.wanted:
+            unit = self.build.unit(key)
+            record = _load(unit.image_record)
+            by_name.setdefault(unit.name, []).append(oci.Descriptor.from_json(record["manifest"]))
+        named: dict[str, oci.Descriptor] = {}
+        for name, manifests in by_name.items():
+            if len(manifests) == 1:
+                plain = manifests[0]
+                descriptor = oci.Descriptor(plain.media_type, plain.digest, plain.size)
+            else:
+                index = oci.Index(tuple(manifests))
+                descriptor = self.layout.put(oci.INDEX, index.to_bytes())
+            for tag in self.build.options.tags:
+                named[f"{name}:{tag}"] = descriptor
+        return named
+
+    def write_layout(self) -> None:
+        self.layout.init()
+        self.layout.set_refs(self.named_descriptors())
+
+    def layout_uptodate(self) -> bool:
+        try:
+            named = self.named_descriptors()
+        except (OSError, ValueError, KeyError):
+            return False
+        index = {d.ref_name: d.digest for d in self.layout.read_index().manifests}
+        return all(index.get(name) == d.digest for name, d in named.items()) and all(
+            self.layout.has_blob(d.digest) for d in named.values()
+        )
+
+
+def _same(paths: Sequence[Path], contents: Sequence[bytes]) -> bool:
+    for path, content in zip(paths, contents, strict=True):
+        try:
+            if path.read_bytes() != content:
+                return False
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,283 @@
+"""The build as doit tasks: one task per image and step, each declaring what it reads and writes.
+
+This is, with dodo.py and the plugin entry point, the only module that imports doit.
+
+    make[:<platform>]        make the plan's targets for a platform (up to date when `make -q` says so)
+    parse:<image>            Dockerfile + base config -> copies.json, config.json
+    translate:<image>        COPY sources -> layer-K.inputs.json (what goes in each layer), tree.json
+    layer:<image>.<K>        one layer blob per COPY/ADD, streamed into out/oci
+    image:<image>            config and manifest -> out/oci, image.json
+    layout                   out/oci/index.json names every image <name>:<tag>
+    build_images             all of the above for the plan's images
+
+``<image>`` is ``<name>@<os>_<arch>`` when several platforms are built.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from doit.dependency import FileChangedChecker
+from doit.exceptions import InvalidTask, TaskFailed
+from doit.reporter import ConsoleReporter
+from doit.tools import config_changed
+
+from registry.oci import Platform
+from rules.build import Build, Unit, load_build
+from rules.digests import DigestCache
+from rules.errors import UserError
+from rules.make import make_command, make_environment, make_is_up_to_date
+from rules.options import DEFAULT_PLAN, OPTIONS, read_options
+from rules.plan import platform_variables
+from rules.steps import Steps
+
+SPEC_VERSION = 1  # bump when a record's format or meaning changes, to rebuild them all
+
+TaskDict = dict[str, Any]
+_FAILED_MARK = "doit-oci: "
+
+
+class DigestChecker(FileChangedChecker):
+    """doit's file check: unchanged (mtime, size) means unchanged; otherwise the content
+    digest decides, and digests are cached so a touched file is hashed once, not on
+    every run as doit's md5 checker does."""
+
+    def __init__(self) -> None:
+        self._cache: DigestCache | None = None
+
+    @property
+    def cache(self) -> DigestCache:
+        if self._cache is None:
+            self._cache = DigestCache(Path.cwd() / "out" / "cache" / "digests.sqlite")
+        return self._cache
+
+    def check_modified(self, file_path: str, file_stat: os.stat_result, state: Any) -> bool:
+        mtime_ns, size, digest = state
+        if file_stat.st_mtime_ns == mtime_ns and file_stat.st_size == size:
+            return False
+        if file_stat.st_size != size:
+            return True
+        return bool(digest != self.cache.digest(file_path, file_stat))
+
+    def get_state(self, dep: str, current_state: Any) -> Any:
+        st = os.stat(dep)
+        if current_state and list(current_state[:2]) == [st.st_mtime_ns, st.st_size]:
+            return None
+        return [st.st_mtime_ns, st.st_size, self.cache.digest(dep, st)]
+
+
+class Reporter(ConsoleReporter):
+    """doit's console report, with our failures as one line each and no traceback."""
+
+    desc = "doit-oci: executed tasks, and one line per failure"
+
+    def skip_uptodate(self, task: Any) -> None:
+        pass
+
+    def skip_ignore(self, task: Any) -> None:
+        pass
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        message = fail.message if isinstance(fail, TaskFailed) else ""
+        if message.startswith(_FAILED_MARK):
+            self.failures.append({"task": task, "exception": fail, "ours": True})
+            sys.stderr.write(f"error: {message[len(_FAILED_MARK):]}\n")
+            return
+        super().add_failure(task, fail)
+
+    def complete_run(self) -> None:
+        self.failures = [f for f in self.failures if not f.get("ours")]
+        super().complete_run()
+
+
+def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") -> dict[str, Any]:
+    """DOIT_CONFIG for a dodo.py that builds images: state in the workspace, our checker."""
+    return {
+        "backend": "sqlite3",
+        "dep_file": dep_file,
+        "check_file_uptodate": DigestChecker,
+        "reporter": Reporter,
+        "default_tasks": [default_task],
+    }
+
+
+def _action(work: Callable[[], None]) -> Callable[[], TaskFailed | None]:
+    """A doit python-action that turns a user's mistake into one line, not a traceback."""
+
+    def run() -> TaskFailed | None:
+        try:
+            work()
+        except UserError as exc:
+            return TaskFailed(_FAILED_MARK + str(exc))
+        return None
+
+    return run
+
+
+def _uptodate(check: Callable[[], bool]) -> Callable[[], bool]:
+    def uptodate() -> bool:
+        return check()
+
+    return uptodate
+
+
+def _params(plan: str) -> list[dict[str, Any]]:
+    params = []
+    for option in OPTIONS:
+        param: dict[str, Any] = {"name": option.name, "long": option.flag, "help": option.help}
+        if option.kind == "list":
+            param.update(type=list, default=[])
+        elif option.kind == "bool":
+            param.update(type=bool, default=False)
+        else:
+            param.update(type=str, default=plan if option.name == "plan" else "")
+        params.append(param)
+    return params
+
+
+def build_tasks(build: Build, group: str = "build_images", prefix: str = "") -> Iterator[TaskDict]:
+    """The task dicts of ``build``; ``prefix`` is put before every task name."""
+    steps = Steps(build)
+    options = build.options
+    several = len(options.platforms) > 1
+
+    def name(step: str, unit: Unit | None = None, index: int | None = None) -> str:
+        text = f"{prefix}{step}"
+        if unit is not None:
+            text += f":{unit.key}"
+        if index is not None:
+            text += f".{index}"
+        return text
+
+    make_tasks: dict[Platform, str] = {}
+    for platform, goals in build.make_goals:
+        task_name = f"{prefix}make" + (f":{platform.slug}" if several else "")
+        make_tasks[platform] = task_name
+        yield _make_task(task_name, build.workspace, platform, goals)
+
+    for unit in build.units:
+        base = build.unit(unit.base_key) if unit.base_key else None
+        shown = f"{unit.name} ({unit.platform})"
+        yield {
+            "basename": name("parse", unit),
+            "doc": f"parse the Dockerfile of {shown}",
+            "actions": [_action(lambda unit=unit: steps.parse(unit))],
+            "file_dep": [str(unit.image.dockerfile)]
+            + ([str(base.image_record)] if base else []),
+            "targets": [str(unit.copies), str(unit.config)],
+            "uptodate": [config_changed({"args": unit.build_args, "version": SPEC_VERSION,
+                                         "chain": [s.index for s in unit.chain.stages]})],
+            "clean": True,
+        }
+        translate_deps = [make_tasks[unit.platform]] if (
+            unit.image.targets and unit.platform in make_tasks
+        ) else []
+        if base is not None:
+            translate_deps.append(name("translate", base))
+        yield {
+            "basename": name("translate", unit),
+            "doc": f"find the files each COPY of {shown} takes",
+            "actions": [_action(lambda unit=unit: steps.translate(unit))],
+            "file_dep": [str(unit.copies)],
+            "task_dep": translate_deps,
+            "targets": [str(unit.inputs(i)) for i in range(unit.layer_count)] + [str(unit.tree)],
+            "uptodate": [_uptodate(lambda unit=unit: steps.translate_uptodate(unit))],
+            "clean": True,
+        }
+        for index in range(unit.layer_count):
+            yield {
+                "basename": name("layer", unit, index),
+                "doc": f"layer {index} of {shown}",
+                "actions": [_action(lambda unit=unit, index=index: steps.layer(unit, index))],
+                "file_dep": [str(unit.inputs(index))],
+                "targets": [str(unit.layer(index))],
+                "uptodate": [
+                    config_changed({"compression": options.compression, "epoch": options.epoch,
+                                    "version": SPEC_VERSION}),
+                    _uptodate(lambda unit=unit, index=index: steps.layer_uptodate(unit, index)),
+                ],
+                "clean": True,
+            }
+        yield {
+            "basename": name("image", unit),
+            "doc": f"assemble the config and manifest of {shown}",
+            "actions": [_action(lambda unit=unit: steps.image(unit))],
+            "file_dep": [str(unit.config)]
+            + [str(unit.layer(i)) for i in range(unit.layer_count)]
+            + ([str(base.image_record)] if base else []),
+            "targets": [str(unit.image_record)],
+            "uptodate": [
+                config_changed({"epoch": options.epoch, "version": SPEC_VERSION}),
+                _uptodate(lambda unit=unit: steps.image_uptodate(unit)),
+            ],
+            "clean": True,
+        }
+    yield {
+        "basename": name("layout"),
+        "doc": "name the images <name>:<tag> in the OCI image layout out/oci",
+        "actions": [_action(steps.write_layout)],
+        "file_dep": [str(build.unit(key).image_record) for key in build.wanted],
+        "targets": [str(build.layout_dir / "index.json")],
+        "uptodate": [_uptodate(steps.layout_uptodate)],
+    }
+    yield {
+        "basename": group,
+        "doc": "build the plan's images into the OCI image layout out/oci",
+        "actions": None,
+        "task_dep": [name("layout")],
+        "params": _params(options.plan),
+    }
+
+
+def _make_task(
+    task_name: str, workspace: Path, platform: Platform, goals: tuple[str, ...]
+) -> TaskDict:
+    env = make_environment(os.environ, platform_variables(platform, workspace))
+
+    def run() -> TaskFailed | None:
+        started = time.monotonic()
+        code = subprocess.call(make_command(goals), cwd=workspace, env=env)
+        if code != 0:
+            return TaskFailed(
+                _FAILED_MARK + f"make failed with exit code {code} for {platform}"
+                f" (goals: {' '.join(goals)}); see make's output above"
+            )
+        print(f"make for {platform}: {time.monotonic() - started:.1f}s", file=sys.stderr)
+        return None
+
+    return {
+        "basename": task_name,
+        "doc": f"make the plan's targets for {platform}",
+        "actions": [run],
+        "uptodate": [_uptodate(lambda: make_is_up_to_date(goals, workspace, env))],
+        "verbosity": 2,
+    }
+
+
+def image_tasks(
+    plan: str | None = None, group: str = "build_images", prefix: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Callable[[], Iterator[TaskDict]]:
+    """A doit task creator for a dodo.py: ``task_build_images = image_tasks("plans/x.yaml")``.
+
+    Options come from the command line after ``group`` and from the environment, read
+    when doit creates the tasks; paths are relative to doit's working directory.
+    """
+
+    def create() -> Iterator[TaskDict]:
+        env = os.environ if environ is None else environ
+        try:
+            options = read_options(sys.argv[1:], env, group, default_plan=plan or DEFAULT_PLAN)
+            build = load_build(options, Path.cwd(), env)
+        except UserError as exc:
+            raise InvalidTask(str(exc)) from None
+        yield from build_tasks(build, group, prefix)
+
+    create.__doc__ = "build the plan's images into the OCI image layout out/oci"
+    return create
