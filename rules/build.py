@@ -159,7 +159,8 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
     for target in options.targets:
         if target not in names:
             raise UserError(
-                f"unknown target {target!r}", first.path,
+                f"unknown target {target!r}",
+                first.path,
                 f"choose among the plan's images: {', '.join(names)}",
             )
     targets = options.targets or tuple(i.name for i in first.images if not i.base)
@@ -175,8 +176,9 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise UserError(f"cannot read the Dockerfile: {exc}", image.where,
-                                "check the file") from None
+                raise UserError(
+                    f"cannot read the Dockerfile: {exc}", image.where, "check the file"
+                ) from None
             dockerfiles[path] = read_dockerfile(
                 text, _display(path, workspace), image.ignore_runs or plan.ignore_runs
             )
@@ -187,22 +189,30 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
         if key in units:
             return key
         if image.name in stack:
-            cycle = " -> ".join((*stack[stack.index(image.name):], image.name))
-            raise UserError(f"base images form a cycle: {cycle}", image.where,
-                            "make one of them build FROM another image")
+            cycle = " -> ".join((*stack[stack.index(image.name) :], image.name))
+            raise UserError(
+                f"base images form a cycle: {cycle}",
+                image.where,
+                "make one of them build FROM another image",
+            )
         args = {
             **automatic_args(plan.platform),
             "BASE_DISTRIBUTION": DEFAULT_VARIANT_DISTRIBUTION,
-            **dict(plan.args), **dict(image.args), **dict(options.build_args),
+            **dict(plan.args),
+            **dict(image.args),
+            **dict(options.build_args),
         }
         chain = select_chain(dockerfile(image, plan), args)
         root = chain.stages[0]
         if root.platform:
-            wanted_platform = expand_in(root.from_line, root.platform, args, chain.dockerfile.escape)
+            wanted_platform = expand_in(
+                root.from_line, root.platform, args, chain.dockerfile.escape
+            )
             if wanted_platform != str(plan.platform):
                 raise root.from_line.fail(
                     f"FROM --platform={wanted_platform} differs from the platform being built"
-                    f" ({plan.platform})", "drop --platform, or build that platform instead",
+                    f" ({plan.platform})",
+                    "drop --platform, or build that platform instead",
                 )
         base_key = ""
         if chain.base.lower() != "scratch":
@@ -216,12 +226,17 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
                 )
             if not base.builds_for(plan.platform):
                 raise UserError(
-                    f"base image {base.name!r} is not built for {plan.platform}", chain.base_where,
+                    f"base image {base.name!r} is not built for {plan.platform}",
+                    chain.base_where,
                     f"add {plan.platform} to its platforms",
                 )
             base_key = visit(base, plan, (*stack, image.name))
         unit = Unit(
-            key=key, image=image, platform=plan.platform, chain=chain, base_key=base_key,
+            key=key,
+            image=image,
+            platform=plan.platform,
+            chain=chain,
+            base_key=base_key,
             build_args=tuple(sorted(args.items())),
             dir=workspace / OUT / "build" / plan.platform.slug / image.name,
         )
@@ -249,6 +264,10 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
         if platform_goals and not options.skip_make:
             goals.append((plan.platform, tuple(platform_goals)))
     return Build(
-        workspace=workspace, options=options, plans=plans,
-        units=tuple(units[k] for k in order), wanted=tuple(wanted), make_goals=tuple(goals),
+        workspace=workspace,
+        options=options,
+        plans=plans,
+        units=tuple(units[k] for k in order),
+        wanted=tuple(wanted),
+        make_goals=tuple(goals),
     )

@@ -3,7 +3,8 @@
 A file is hashed when its size, mtime or inode differ from the cached ones, and then
 the new digest is kept, so a file whose mtime changed but whose content did not is
 hashed once, not on every run. Safe across processes (SQLite locking) and forks (one
-connection per process).
+connection per process). The default rollback journal is kept on purpose: a run that
+only reads the cache writes nothing, where WAL would touch its side files.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ class DigestCache:
         if self._db is None or self._pid != os.getpid():
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER,"
-                " mtime_ns INTEGER, ino INTEGER, digest TEXT)"
-            )
+            known = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'files'").fetchone()
+            if known is None:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER,"
+                    " mtime_ns INTEGER, ino INTEGER, digest TEXT)"
+                )
             self._db, self._pid = db, os.getpid()
         return self._db
 

@@ -34,11 +34,28 @@ from rules.shellwords import (
     split_raw_words,
 )
 
-KNOWN = frozenset({
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
-    "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
-    "WORKDIR",
-})
+KNOWN = frozenset(
+    {
+        "ADD",
+        "ARG",
+        "CMD",
+        "COPY",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "FROM",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "RUN",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    }
+)
 LAYER_KEYWORDS = frozenset({"COPY", "ADD"})
 DEFAULT_SHELL = ("/bin/sh", "-c")
 _DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9_-]*)\s*=\s*(.*?)\s*$")
@@ -123,18 +140,26 @@ class CopyStep:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "where": self.where, "keyword": self.keyword, "sources": list(self.sources),
-            "dest": self.dest, "dest_is_dir": self.dest_is_dir, "chown": self.chown,
-            "chmod": self.chmod, "workdirs": list(self.workdirs), "created_by": self.created_by,
+            "where": self.where,
+            "keyword": self.keyword,
+            "sources": list(self.sources),
+            "dest": self.dest,
+            "dest_is_dir": self.dest_is_dir,
+            "chown": self.chown,
+            "chmod": self.chmod,
+            "workdirs": list(self.workdirs),
+            "created_by": self.created_by,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> CopyStep:
         chmod = data.get("chmod")
         return cls(
-            where=str(data["where"]), keyword=str(data["keyword"]),
+            where=str(data["where"]),
+            keyword=str(data["keyword"]),
             sources=tuple(str(s) for s in data["sources"]),  # type: ignore[attr-defined]
-            dest=str(data["dest"]), dest_is_dir=bool(data["dest_is_dir"]),
+            dest=str(data["dest"]),
+            dest_is_dir=bool(data["dest_is_dir"]),
             chown=str(data.get("chown") or ""),
             chmod=int(chmod) if isinstance(chmod, int) else None,
             workdirs=tuple(str(w) for w in data.get("workdirs") or ()),  # type: ignore[attr-defined]
@@ -202,9 +227,7 @@ def read_dockerfile(text: str, path: str, ignore_runs: bool = False) -> Dockerfi
             continue
         if current is None:
             if keyword != "ARG":
-                raise ins.fail(
-                    f"{keyword} before the first FROM", "only ARG may come before FROM"
-                )
+                raise ins.fail(f"{keyword} before the first FROM", "only ARG may come before FROM")
             global_args.append(ins)
             continue
         _check(ins, ignore_runs)
@@ -225,7 +248,8 @@ def _escape_directive(text: str, path: str) -> str:
         if name == "escape":
             if value not in ("\\", "`"):
                 raise UserError(
-                    f"invalid escape directive {value!r}", f"{path}:{number}",
+                    f"invalid escape directive {value!r}",
+                    f"{path}:{number}",
                     "use '# escape=\\' or '# escape=`'",
                 )
             escape = value
@@ -252,7 +276,9 @@ def _read_from(ins: Instruction, stages: Sequence[Stage]) -> tuple[str, str, str
         if any(stage.name == name for stage in stages):
             raise ins.fail(f"stage name {name!r} is used twice", "give each stage its own name")
         return name, words[0], platform, ins
-    raise ins.fail("FROM needs an image, optionally followed by 'AS name'", "write FROM image [AS name]")
+    raise ins.fail(
+        "FROM needs an image, optionally followed by 'AS name'", "write FROM image [AS name]"
+    )
 
 
 def _check(ins: Instruction, ignore_runs: bool) -> None:
@@ -279,8 +305,10 @@ def _check(ins: Instruction, ignore_runs: bool) -> None:
                 "build the files with make and COPY them from the context",
             )
         if len(args) < 2:
-            raise ins.fail(f"{keyword} needs at least one source and a destination",
-                           f"write {keyword} <src>... <dest>")
+            raise ins.fail(
+                f"{keyword} needs at least one source and a destination",
+                f"write {keyword} <src>... <dest>",
+            )
 
 
 _COPY_FLAGS = {"COPY": ("chown", "chmod", "from", "link"), "ADD": ("chown", "chmod", "link")}
@@ -343,10 +371,14 @@ def automatic_args(platform: Platform, build_platform: Platform | None = None) -
     """The platform ARGs BuildKit defines for every build."""
     build = build_platform or platform
     return {
-        "TARGETPLATFORM": str(platform), "TARGETOS": platform.os,
-        "TARGETARCH": platform.architecture, "TARGETVARIANT": platform.variant,
-        "BUILDPLATFORM": str(build), "BUILDOS": build.os,
-        "BUILDARCH": build.architecture, "BUILDVARIANT": build.variant,
+        "TARGETPLATFORM": str(platform),
+        "TARGETOS": platform.os,
+        "TARGETARCH": platform.architecture,
+        "TARGETVARIANT": platform.variant,
+        "BUILDPLATFORM": str(build),
+        "BUILDOS": build.os,
+        "BUILDARCH": build.architecture,
+        "BUILDVARIANT": build.variant,
     }
 
 
@@ -357,9 +389,7 @@ def expand_in(ins: Instruction, word: str, env: Mapping[str, str], escape: str) 
         raise ins.fail(str(exc), "fix the variable reference") from None
 
 
-def select_chain(
-    df: Dockerfile, build_args: Mapping[str, str], target: str = ""
-) -> Chain:
+def select_chain(df: Dockerfile, build_args: Mapping[str, str], target: str = "") -> Chain:
     """Expand the global ARGs and FROM lines and find the stages that build ``target``
     (the last stage when empty). ``build_args`` holds the automatic platform ARGs too."""
     scope: dict[str, str] = {}
@@ -398,7 +428,7 @@ def select_chain(
         if earlier:
             stage = earlier[-1]
             continue
-        if any(s.name == image.lower() for s in df.stages[stage.index:]):
+        if any(s.name == image.lower() for s in df.stages[stage.index :]):
             raise stage.from_line.fail(
                 f"FROM {image} names a stage defined later", "stages can only build on earlier ones"
             )
@@ -425,16 +455,20 @@ class _State:
     warnings: list[str] = field(default_factory=list)
 
 
-def evaluate(
-    chain: Chain, build_args: Mapping[str, str], base: ImageConfig | None
-) -> ImageSpec:
+def evaluate(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | None) -> ImageSpec:
     """Apply the chain's instructions to ``base`` (None for scratch)."""
     config = base.config if base is not None else ContainerConfig()
     state = _State(
-        env=config.env_map(), labels=dict(config.labels), user=config.user,
-        workdir=config.working_dir, entrypoint=config.entrypoint, cmd=config.cmd,
-        ports=set(config.exposed_ports), volumes=set(config.volumes),
-        stop_signal=config.stop_signal, author=base.author if base else "",
+        env=config.env_map(),
+        labels=dict(config.labels),
+        user=config.user,
+        workdir=config.working_dir,
+        entrypoint=config.entrypoint,
+        cmd=config.cmd,
+        ports=set(config.exposed_ports),
+        volumes=set(config.volumes),
+        stop_signal=config.stop_signal,
+        author=base.author if base else "",
     )
     env_order = [item.partition("=")[0] for item in config.env]
     escape = chain.dockerfile.escape
@@ -517,20 +551,31 @@ def evaluate(
     if state.pending_dirs:
         # a WORKDIR after the last COPY still creates its directory, in a layer of its own
         layer = len(state.copies)
-        state.copies.append(CopyStep(
-            where=state.pending_where, keyword="WORKDIR", sources=(),
-            dest=state.pending_dirs[-1], dest_is_dir=True, workdirs=tuple(state.pending_dirs),
-            created_by="WORKDIR " + state.pending_dirs[-1],
-        ))
+        state.copies.append(
+            CopyStep(
+                where=state.pending_where,
+                keyword="WORKDIR",
+                sources=(),
+                dest=state.pending_dirs[-1],
+                dest_is_dir=True,
+                workdirs=tuple(state.pending_dirs),
+                created_by="WORKDIR " + state.pending_dirs[-1],
+            )
+        )
         for index in range(len(state.history) - 1, -1, -1):
             if state.history[index].created_by.startswith("WORKDIR"):
                 state.history[index] = HistoryStep(state.history[index].created_by, layer)
                 break
     env = tuple(f"{name}={state.env[name]}" for name in env_order if name in state.env)
     final = ContainerConfig(
-        user=state.user, exposed_ports=tuple(sorted(state.ports)), env=env,
-        entrypoint=state.entrypoint, cmd=state.cmd, volumes=tuple(sorted(state.volumes)),
-        working_dir=state.workdir, labels=tuple(sorted(state.labels.items())),
+        user=state.user,
+        exposed_ports=tuple(sorted(state.ports)),
+        env=env,
+        entrypoint=state.entrypoint,
+        cmd=state.cmd,
+        volumes=tuple(sorted(state.volumes)),
+        working_dir=state.workdir,
+        labels=tuple(sorted(state.labels.items())),
         stop_signal=state.stop_signal,
     )
     return ImageSpec(
@@ -564,9 +609,7 @@ def _ports(ins: Instruction, text: str) -> list[str]:
     return [f"{port}/{proto}" for port in range(first, last + 1)]
 
 
-def _copy_step(
-    ins: Instruction, scope: Mapping[str, str], escape: str, state: _State
-) -> CopyStep:
+def _copy_step(ins: Instruction, scope: Mapping[str, str], escape: str, state: _State) -> CopyStep:
     flags, args = _split_flags(ins)
     words = [expand_in(ins, arg, scope, escape) for arg in args]
     *sources, dest = words
@@ -592,9 +635,15 @@ def _copy_step(
         chmod = int(text, 8)
     chown = expand_in(ins, flags["chown"], scope, escape) if "chown" in flags else ""
     step = CopyStep(
-        where=ins.where, keyword=ins.keyword, sources=tuple(sources), dest=full,
-        dest_is_dir=dest_is_dir, chown=chown, chmod=chmod,
-        workdirs=tuple(state.pending_dirs), created_by=ins.text,
+        where=ins.where,
+        keyword=ins.keyword,
+        sources=tuple(sources),
+        dest=full,
+        dest_is_dir=dest_is_dir,
+        chown=chown,
+        chmod=chmod,
+        workdirs=tuple(state.pending_dirs),
+        created_by=ins.text,
     )
     state.pending_dirs.clear()
     return step

@@ -416,7 +416,7 @@ class Pattern:
 
         False is certain; True may be a false alarm.
         """
-        for expr, component in zip(self.head, components):
+        for expr, component in zip(self.head, components, strict=False):
             if expr.fullmatch(component) is None:
                 return False
         return not self.bounded or len(self.head) > len(components)
@@ -435,7 +435,7 @@ def _python_form(
     if kind == "prefix":
         stem = text[:-2]  # strip the trailing "**"
         *dirs, partial = stem.split("/")
-        stem_head = _literal_head(dirs) + (_compile(re.escape(partial) + "[^/]*"),)
+        stem_head = (*_literal_head(dirs), _compile(re.escape(partial) + "[^/]*"))
         return _compile(re.escape(stem) + "(?s:.*)"), stem_head, False
     if kind == "suffix":
         tail = text[2:]  # strip the leading "**"

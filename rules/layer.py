@@ -24,8 +24,12 @@ CHUNK = 1 << 20
 BLOCK = 512
 COMPRESSIONS = ("none", "gzip")
 GZIP_LEVEL = 1
-_TYPES = {DIR: tarfile.DIRTYPE, FILE: tarfile.REGTYPE, SYMLINK: tarfile.SYMTYPE,
-          HARDLINK: tarfile.LNKTYPE}
+_TYPES = {
+    DIR: tarfile.DIRTYPE,
+    FILE: tarfile.REGTYPE,
+    SYMLINK: tarfile.SYMTYPE,
+    HARDLINK: tarfile.LNKTYPE,
+}
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,15 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) ->
                 content.update(chunk)
                 sink.write(chunk)
     except OSError as exc:
-        raise UserError(f"cannot read {entry.source}: {exc.strerror}", f"/{entry.path}",
-                        "check the file and run the build again") from None
+        raise UserError(
+            f"cannot read {entry.source}: {exc.strerror}",
+            f"/{entry.path}",
+            "check the file and run the build again",
+        ) from None
     if total != entry.size or "sha256:" + content.hexdigest() != entry.digest:
         raise UserError(
-            f"{entry.source} changed while the image was being built", f"/{entry.path}",
+            f"{entry.source} changed while the image was being built",
+            f"/{entry.path}",
             "run the build again once the file stops changing",
         )
     padding = -total % BLOCK

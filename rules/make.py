@@ -23,7 +23,11 @@ def make_environment(environ: Mapping[str, str], variables: Mapping[str, str]) -
 def make_is_up_to_date(goals: Sequence[str], workspace: Path, env: Mapping[str, str]) -> bool:
     """``make -q``: exit 0 means every goal is up to date (1: needs remaking, 2: error)."""
     result = subprocess.run(
-        make_command(goals, question=True), cwd=workspace, env=dict(env),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+        make_command(goals, question=True),
+        cwd=workspace,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
     )
     return result.returncode == 0

@@ -33,13 +33,25 @@ OPTIONS = (
     Option("plan", "plan", "str", "the build plan (env PLAN; default plans/images.yaml)"),
     Option("hub", "hub", "list", "registry and path to name images with (env HUB, HUBS)"),
     Option("tag", "tag", "list", "tags to give every image (env TAG, TAGS; default latest)"),
-    Option("targets", "targets", "list", "images to build (env DOCKER_TARGETS; default: all"
-           " that are not base images)"),
-    Option("architectures", "architectures", "list",
-           "platforms to build, os/arch (env DOCKER_ARCHITECTURES; default linux/amd64)"),
+    Option(
+        "targets",
+        "targets",
+        "list",
+        "images to build (env DOCKER_TARGETS; default: all that are not base images)",
+    ),
+    Option(
+        "architectures",
+        "architectures",
+        "list",
+        "platforms to build, os/arch (env DOCKER_ARCHITECTURES; default linux/amd64)",
+    ),
     Option("build_arg", "build-arg", "list", "KEY=VALUE given to every Dockerfile (repeatable)"),
-    Option("compression", "compression", "str",
-           "layer compression: none or gzip (env COMPRESSION; default none)"),
+    Option(
+        "compression",
+        "compression",
+        "str",
+        "layer compression: none or gzip (env COMPRESSION; default none)",
+    ),
 )
 
 
@@ -87,8 +99,9 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
             continue
         if not has_value:
             if i >= len(words):
-                raise UserError(f"option --{flag} needs a value", "command line",
-                                f"write --{flag} VALUE")
+                raise UserError(
+                    f"option --{flag} needs a value", "command line", f"write --{flag} VALUE"
+                )
             value = words[i]
             i += 1
         found.setdefault(option.name, []).append(value)
@@ -103,7 +116,9 @@ def _split(values: Sequence[str], separators: str) -> tuple[str, ...]:
 
 
 def read_options(
-    argv: Sequence[str], environ: Mapping[str, str], task: str = "build_images",
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    task: str = "build_images",
     default_plan: str = DEFAULT_PLAN,
 ) -> Options:
     """Options from the command line, then the environment; checked before any work."""
@@ -142,35 +157,48 @@ def read_options(
     if not tags:
         raise UserError("no tag given", "options", "give --tag TAG or TAG=...")
     targets_given = pick("targets", "DOCKER_TARGETS")
-    targets = tuple(
-        t.removeprefix("docker.") for t in _split(targets_given or [], ", ")
-    )
+    targets = tuple(t.removeprefix("docker.") for t in _split(targets_given or [], ", "))
     arch_given = pick("architectures", "DOCKER_ARCHITECTURES")
     platforms: list[Platform] = []
     for text in _split(arch_given or ["linux/amd64"], ", "):
         try:
             platform = Platform.parse(text)
         except ValueError as exc:
-            raise UserError(str(exc), "options", "write --architectures linux/amd64,linux/arm64") from None
+            raise UserError(
+                str(exc), "options", "write --architectures linux/amd64,linux/arm64"
+            ) from None
         if platform not in platforms:
             platforms.append(platform)
     build_args: list[tuple[str, str]] = []
     for item in given.get("build_arg", []):
         name, has_value, value = item.partition("=")
         if not has_value or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise UserError(f"invalid --build-arg {item!r}", "command line",
-                            "write --build-arg NAME=VALUE")
+            raise UserError(
+                f"invalid --build-arg {item!r}", "command line", "write --build-arg NAME=VALUE"
+            )
         build_args.append((name, value))
     compression = (pick("compression", "COMPRESSION") or ["none"])[-1]
     if compression not in COMPRESSIONS:
-        raise UserError(f"unknown compression {compression!r}", "options",
-                        f"choose one of {', '.join(COMPRESSIONS)}")
+        raise UserError(
+            f"unknown compression {compression!r}",
+            "options",
+            f"choose one of {', '.join(COMPRESSIONS)}",
+        )
     epoch_text = environ.get("SOURCE_DATE_EPOCH", "0") or "0"
     if not epoch_text.isdigit():
-        raise UserError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
-                        "environment", "set it to an integer such as 0")
+        raise UserError(
+            f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
+            "environment",
+            "set it to an integer such as 0",
+        )
     return Options(
-        plan=plan, hubs=hubs, tags=tags, targets=targets, platforms=tuple(platforms),
-        build_args=tuple(build_args), compression=compression,
-        skip_make=environ.get("SKIP_MAKE", "") == "true", epoch=int(epoch_text),
+        plan=plan,
+        hubs=hubs,
+        tags=tags,
+        targets=targets,
+        platforms=tuple(platforms),
+        build_args=tuple(build_args),
+        compression=compression,
+        skip_make=environ.get("SKIP_MAKE", "") == "true",
+        epoch=int(epoch_text),
     )

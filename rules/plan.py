@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -135,13 +134,17 @@ class _Reader:
         return out
 
     def check_keys(
-        self, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...],
+        self,
+        entries: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        allowed: tuple[str, ...],
         what: str,
     ) -> None:
         for name, (key, _) in entries.items():
             if name not in allowed:
                 close = difflib.get_close_matches(name, allowed, n=1)
-                fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+                fix = (
+                    f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+                )
                 raise self.fail(key, f"unknown key {name!r} in {what}", fix)
 
     def string(self, node: yaml.Node, what: str) -> str:
@@ -181,9 +184,7 @@ def _relative(path: Path, workspace: Path) -> str:
         return str(path)
 
 
-def load_plan(
-    path: str, platform: Platform, workspace: Path, environ: Mapping[str, str]
-) -> Plan:
+def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[str, str]) -> Plan:
     """Read the plan at ``path`` (relative to ``workspace``) as it is for ``platform``."""
     full = (workspace / path).resolve()
     shown = _relative(full, workspace)
@@ -191,7 +192,8 @@ def load_plan(
         raw = full.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(
-            "plan file not found", shown,
+            "plan file not found",
+            shown,
             "give an existing plan with --plan PATH or PLAN=PATH (relative to the workspace)",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -215,10 +217,14 @@ def load_plan(
     if "images" not in top:
         raise reader.fail(root, "the plan has no 'images:' list", "list the images to build")
     plan_args = reader.string_map(top["args"][1], "args") if "args" in top else ()
-    ignore_runs = reader.boolean(top["ignoreRuns"][1], "ignoreRuns") if "ignoreRuns" in top else False
+    ignore_runs = (
+        reader.boolean(top["ignoreRuns"][1], "ignoreRuns") if "ignoreRuns" in top else False
+    )
     images_node = top["images"][1]
     if not isinstance(images_node, yaml.SequenceNode):
-        raise reader.fail(images_node, "'images' must be a list", "write one '- name: ...' per image")
+        raise reader.fail(
+            images_node, "'images' must be a list", "write one '- name: ...' per image"
+        )
     images: list[ImagePlan] = []
     seen: dict[str, str] = {}
     for node in images_node.value:
@@ -226,7 +232,8 @@ def load_plan(
         if image.name in seen:
             raise UserError(
                 f"image name {image.name!r} is used twice (first at {seen[image.name]})",
-                image.where, "give each image a unique name",
+                image.where,
+                "give each image a unique name",
             )
         seen[image.name] = image.where
         images.append(image)
@@ -238,7 +245,7 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
     where = reader.where(node)
     if "name" not in entries:
         raise reader.fail(node, "an image has no 'name'", "add 'name: <image name>'")
-    name_key, name_node = entries["name"]
+    name_node = entries["name"][1]
     name = reader.string(name_node, "name")
     what = f"image {name!r}"
     reader.check_keys(entries, IMAGE_KEYS, what)
@@ -246,7 +253,8 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
         split_repository(f"example.com/{name}")
     except ReferenceError:
         raise reader.fail(
-            name_node, f"invalid image name {name!r}",
+            name_node,
+            f"invalid image name {name!r}",
             "use lowercase letters, digits and '.', '_', '-' (and '/' between parts)",
         ) from None
 
@@ -265,14 +273,16 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
         context = (workspace / context_text).resolve()
         if not context.is_dir():
             raise reader.fail(
-                entries["context"][1], f"context directory {context_text!r} of {what} does not exist",
+                entries["context"][1],
+                f"context directory {context_text!r} of {what} does not exist",
                 "create it or fix the path (relative to the workspace)",
             )
     dockerfile_text = text("dockerfile")
     if dockerfile_text is None:
         if context is None:
             raise reader.fail(
-                node, f"{what} has neither 'dockerfile' nor 'context'",
+                node,
+                f"{what} has neither 'dockerfile' nor 'context'",
                 "add 'dockerfile: path/to/Dockerfile' (or a 'context:' directory holding one)",
             )
         dockerfile = context / "Dockerfile"
@@ -291,14 +301,16 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
         path = workspace / item
         if not path.exists() and not path.is_symlink():
             raise reader.fail(
-                item_node, f"file {item!r} of {what} does not exist",
+                item_node,
+                f"file {item!r} of {what} does not exist",
                 "fix the path (relative to the workspace), or list it under 'targets' if make"
                 " builds it",
             )
         files.append(path)
     if context is not None and files:
         raise reader.fail(
-            entries["files"][0], f"{what} has both 'context' and 'files'",
+            entries["files"][0],
+            f"{what} has both 'context' and 'files'",
             "with a context, COPY sources are paths in it; drop 'files'",
         )
     platforms = []
@@ -306,7 +318,9 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
         try:
             platforms.append(str(Platform.parse(item)))
         except ValueError as exc:
-            raise reader.fail(item_node, str(exc), "write it as os/arch, e.g. linux/amd64") from None
+            raise reader.fail(
+                item_node, str(exc), "write it as os/arch, e.g. linux/amd64"
+            ) from None
     return ImagePlan(
         name=name,
         where=where,

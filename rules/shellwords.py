@@ -197,13 +197,13 @@ class _Lexer:
         if ch.isdecimal():
             while self._peek().isdecimal():
                 self.pos += 1
-            return self.text[start:self.pos]
+            return self.text[start : self.pos]
         if ch and ch in _SPECIAL_PARAMETERS:
             self.pos += 1
             return ch
         while (ch := self._peek()) and (ch.isalpha() or ch.isdecimal() or ch == "_"):
             self.pos += 1
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def _braced_end(self, pos: int) -> int:
         """Where the ``${`` opened just before ``pos`` closes (for messages only)."""
@@ -246,7 +246,7 @@ class _Lexer:
         if not ch:
             raise self._unterminated(start)
         if ch in "{}:":
-            snippet = self.text[start:self._braced_end(self.pos)]
+            snippet = self.text[start : self._braced_end(self.pos)]
             raise ExpandError(f"bad substitution {snippet}: missing variable name")
         name = self._name()
         ch = self._next()

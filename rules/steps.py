@@ -40,7 +40,7 @@ def _load(path: Path) -> Any:
 
 
 def created_at(epoch: int) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -78,11 +78,13 @@ class Steps:
     def parse_records(self, unit: Unit) -> tuple[bytes, bytes, tuple[str, ...]]:
         spec = evaluate(unit.chain, dict(unit.build_args), self.base_config(unit))
         copies = _dump({"copies": [step.to_json() for step in spec.copies]})
-        config = _dump({
-            "config": spec.config.to_json(),
-            "author": spec.author,
-            "history": [[step.created_by, step.layer] for step in spec.history],
-        })
+        config = _dump(
+            {
+                "config": spec.config.to_json(),
+                "author": spec.author,
+                "history": [[step.created_by, step.layer] for step in spec.history],
+            }
+        )
         if len(spec.copies) != unit.layer_count:
             raise AssertionError("layer count changed between task creation and parse")
         return copies, config, spec.warnings
@@ -112,7 +114,10 @@ class Steps:
         records = []
         for step in copies:
             entries = plan_copy(
-                step, context if step.keyword != "WORKDIR" else None, tree, self.workspace,
+                step,
+                context if step.keyword != "WORKDIR" else None,
+                tree,
+                self.workspace,
                 self.digests.digest,
             )
             tree.add(entries)
@@ -143,7 +148,10 @@ class Steps:
             write_if_changed(unit.layer(index), _dump({"empty": True}))
             return
         blob = write_layer(
-            entries, self.workspace, self.layout, self.build.options.compression,
+            entries,
+            self.workspace,
+            self.layout,
+            self.build.options.compression,
             self.build.options.epoch,
         )
         write_if_changed(unit.layer(index), _dump(blob.to_json()))
@@ -173,8 +181,11 @@ class Steps:
             history.append(oci.HistoryEntry(created, created_by, empty_layer=empty))
         ours = [layer for layer in layers if layer is not None]
         config = oci.ImageConfig(
-            architecture=unit.platform.architecture, os=unit.platform.os,
-            variant=unit.platform.variant, created=created, author=spec["author"],
+            architecture=unit.platform.architecture,
+            os=unit.platform.os,
+            variant=unit.platform.variant,
+            created=created,
+            author=spec["author"],
             config=oci.ContainerConfig.from_json(spec["config"]),
             diff_ids=(base.diff_ids if base else ()) + tuple(layer.diff_id for layer in ours),
             history=tuple(history),
@@ -193,8 +204,10 @@ class Steps:
         manifest_descriptor = self.layout.put(oci.MANIFEST, manifest.to_bytes())
         record = {
             "manifest": oci.Descriptor(
-                manifest_descriptor.media_type, manifest_descriptor.digest,
-                manifest_descriptor.size, platform=unit.platform,
+                manifest_descriptor.media_type,
+                manifest_descriptor.digest,
+                manifest_descriptor.size,
+                platform=unit.platform,
             ).to_json(),
             "config": config_descriptor.to_json(),
             "layers": len(manifest.layers),

@@ -2,13 +2,13 @@
 
 This is, with dodo.py and the plugin entry point, the only module that imports doit.
 
-    make[:<platform>]        make the plan's targets for a platform (up to date when `make -q` says so)
-    parse:<image>            Dockerfile + base config -> copies.json, config.json
-    translate:<image>        COPY sources -> layer-K.inputs.json (what goes in each layer), tree.json
-    layer:<image>.<K>        one layer blob per COPY/ADD, streamed into out/oci
-    image:<image>            config and manifest -> out/oci, image.json
-    layout                   out/oci/index.json names every image <name>:<tag>
-    build_images             all of the above for the plan's images
+    make[:<platform>]   make the plan's targets for a platform (up to date when `make -q` is)
+    parse:<image>       Dockerfile + base config -> copies.json, config.json
+    translate:<image>   COPY sources -> layer-K.inputs.json (what each layer holds), tree.json
+    layer:<image>.<K>   one layer blob per COPY/ADD, streamed into out/oci
+    image:<image>       config and manifest -> out/oci, image.json
+    layout              out/oci/index.json names every image <name>:<tag>
+    build_images        all of the above for the plan's images
 
 ``<image>`` is ``<name>@<os>_<arch>`` when several platforms are built.
 """
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,12 @@ class Reporter(ConsoleReporter):
         message = fail.message if isinstance(fail, TaskFailed) else ""
         if message.startswith(_FAILED_MARK):
             self.failures.append({"task": task, "exception": fail, "ours": True})
-            sys.stderr.write(f"error: {message[len(_FAILED_MARK):]}\n")
+            sys.stderr.write(f"error: {message[len(_FAILED_MARK) :]}\n")
             return
         super().add_failure(task, fail)
 
     def complete_run(self) -> None:
-        self.failures = [f for f in self.failures if not f.get("ours")]
+        self.failures: list[dict[str, Any]] = [f for f in self.failures if not f.get("ours")]
         super().complete_run()
 
 
@@ -118,13 +119,6 @@ def _action(work: Callable[[], None]) -> Callable[[], TaskFailed | None]:
         return None
 
     return run
-
-
-def _uptodate(check: Callable[[], bool]) -> Callable[[], bool]:
-    def uptodate() -> bool:
-        return check()
-
-    return uptodate
 
 
 def _params(plan: str) -> list[dict[str, Any]]:
@@ -167,54 +161,67 @@ def build_tasks(build: Build, group: str = "build_images", prefix: str = "") -> 
         yield {
             "basename": name("parse", unit),
             "doc": f"parse the Dockerfile of {shown}",
-            "actions": [_action(lambda unit=unit: steps.parse(unit))],
-            "file_dep": [str(unit.image.dockerfile)]
-            + ([str(base.image_record)] if base else []),
+            "actions": [_action(partial(steps.parse, unit))],
+            "file_dep": [str(unit.image.dockerfile)] + ([str(base.image_record)] if base else []),
             "targets": [str(unit.copies), str(unit.config)],
-            "uptodate": [config_changed({"args": unit.build_args, "version": SPEC_VERSION,
-                                         "chain": [s.index for s in unit.chain.stages]})],
+            "uptodate": [
+                config_changed(
+                    {
+                        "args": unit.build_args,
+                        "version": SPEC_VERSION,
+                        "chain": [s.index for s in unit.chain.stages],
+                    }
+                )
+            ],
             "clean": True,
         }
-        translate_deps = [make_tasks[unit.platform]] if (
-            unit.image.targets and unit.platform in make_tasks
-        ) else []
+        translate_deps = (
+            [make_tasks[unit.platform]]
+            if (unit.image.targets and unit.platform in make_tasks)
+            else []
+        )
         if base is not None:
             translate_deps.append(name("translate", base))
         yield {
             "basename": name("translate", unit),
             "doc": f"find the files each COPY of {shown} takes",
-            "actions": [_action(lambda unit=unit: steps.translate(unit))],
+            "actions": [_action(partial(steps.translate, unit))],
             "file_dep": [str(unit.copies)],
             "task_dep": translate_deps,
             "targets": [str(unit.inputs(i)) for i in range(unit.layer_count)] + [str(unit.tree)],
-            "uptodate": [_uptodate(lambda unit=unit: steps.translate_uptodate(unit))],
+            "uptodate": [partial(steps.translate_uptodate, unit)],
             "clean": True,
         }
         for index in range(unit.layer_count):
             yield {
                 "basename": name("layer", unit, index),
                 "doc": f"layer {index} of {shown}",
-                "actions": [_action(lambda unit=unit, index=index: steps.layer(unit, index))],
+                "actions": [_action(partial(steps.layer, unit, index))],
                 "file_dep": [str(unit.inputs(index))],
                 "targets": [str(unit.layer(index))],
                 "uptodate": [
-                    config_changed({"compression": options.compression, "epoch": options.epoch,
-                                    "version": SPEC_VERSION}),
-                    _uptodate(lambda unit=unit, index=index: steps.layer_uptodate(unit, index)),
+                    config_changed(
+                        {
+                            "compression": options.compression,
+                            "epoch": options.epoch,
+                            "version": SPEC_VERSION,
+                        }
+                    ),
+                    partial(steps.layer_uptodate, unit, index),
                 ],
                 "clean": True,
             }
         yield {
             "basename": name("image", unit),
             "doc": f"assemble the config and manifest of {shown}",
-            "actions": [_action(lambda unit=unit: steps.image(unit))],
+            "actions": [_action(partial(steps.image, unit))],
             "file_dep": [str(unit.config)]
             + [str(unit.layer(i)) for i in range(unit.layer_count)]
             + ([str(base.image_record)] if base else []),
             "targets": [str(unit.image_record)],
             "uptodate": [
                 config_changed({"epoch": options.epoch, "version": SPEC_VERSION}),
-                _uptodate(lambda unit=unit: steps.image_uptodate(unit)),
+                partial(steps.image_uptodate, unit),
             ],
             "clean": True,
         }
@@ -224,7 +231,7 @@ def build_tasks(build: Build, group: str = "build_images", prefix: str = "") -> 
         "actions": [_action(steps.write_layout)],
         "file_dep": [str(build.unit(key).image_record) for key in build.wanted],
         "targets": [str(build.layout_dir / "index.json")],
-        "uptodate": [_uptodate(steps.layout_uptodate)],
+        "uptodate": [steps.layout_uptodate],
     }
     yield {
         "basename": group,
@@ -255,13 +262,15 @@ def _make_task(
         "basename": task_name,
         "doc": f"make the plan's targets for {platform}",
         "actions": [run],
-        "uptodate": [_uptodate(lambda: make_is_up_to_date(goals, workspace, env))],
+        "uptodate": [partial(make_is_up_to_date, goals, workspace, env)],
         "verbosity": 2,
     }
 
 
 def image_tasks(
-    plan: str | None = None, group: str = "build_images", prefix: str = "",
+    plan: str | None = None,
+    group: str = "build_images",
+    prefix: str = "",
     environ: Mapping[str, str] | None = None,
 ) -> Callable[[], Iterator[TaskDict]]:
     """A doit task creator for a dodo.py: ``task_build_images = image_tasks("plans/x.yaml")``.

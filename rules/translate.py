@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rules.dockerfile import CopyStep
-from rules.dockerignore import DockerIgnore, IgnoreError, load
+from rules.dockerignore import IgnoreError, load
 from rules.errors import UserError
 from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree, image_path, parents
 
@@ -54,7 +54,9 @@ def _node(real: Path, shown: str, where: str) -> Node | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise UserError(f"cannot read {shown}: {exc.strerror}", where, "check its permissions") from None
+        raise UserError(
+            f"cannot read {shown}: {exc.strerror}", where, "check its permissions"
+        ) from None
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):
         return Node(DIR, mode, real, st)
@@ -64,7 +66,8 @@ def _node(real: Path, shown: str, where: str) -> Node | None:
         return Node(SYMLINK, 0o777, real, st)
     raise UserError(
         f"{shown} is a special file (device, FIFO or socket), which a layer cannot hold",
-        where, "remove it from the sources or exclude it",
+        where,
+        "remove it from the sources or exclude it",
     )
 
 
@@ -83,7 +86,8 @@ def _check_name(name: str, where: str) -> None:
     except UnicodeEncodeError:
         raise UserError(
             f"file name {name.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8",
-            where, "rename the file",
+            where,
+            "rename the file",
         ) from None
 
 
@@ -124,7 +128,8 @@ class ContextDir:
         if real != self.root and self.root not in real.parents:
             raise UserError(
                 f"source {vpath!r} is a symlink to {real}, outside the context",
-                where, "copy files from inside the context only",
+                where,
+                "copy files from inside the context only",
             )
         if not real.exists():
             raise UserError(f"source {vpath!r} is a dangling symlink", where, "fix the link")
@@ -157,7 +162,7 @@ class PlanContext:
     def shown(self, vpath: str) -> str:
         return vpath or "."
 
-    def _real(self, vpath: str) -> Path | None | str:
+    def _real(self, vpath: str) -> Path | str | None:
         """The real path, or "" for a virtual directory, or None when missing."""
         if vpath == "" or vpath == self.arch:
             return ""
@@ -188,12 +193,12 @@ class PlanContext:
     def listdir(self, vpath: str, where: str) -> list[str]:
         real = self._real(vpath)
         if real == "":
-            names = set(self.entries)
+            virtual = set(self.entries)
             if vpath == "" and self.arch_entries:
-                names.add(self.arch)
+                virtual.add(self.arch)
             if vpath == self.arch and self.arch not in self.entries:
-                names = set(self.arch_entries)
-            return sorted(names)
+                virtual = set(self.arch_entries)
+            return sorted(virtual)
         assert isinstance(real, Path)
         names = sorted(os.listdir(real))
         for name in names:
@@ -214,7 +219,8 @@ class PlanContext:
                 return f"{name}/{target.relative_to(dep_real)}"
         raise UserError(
             f"source {vpath!r} is a symlink to {target}, outside the image's files and targets",
-            where, "list the target under 'files' in the plan",
+            where,
+            "list the target under 'files' in the plan",
         )
 
     def fallback(self, pattern: str, where: str) -> list[str]:
@@ -231,7 +237,8 @@ class PlanContext:
         if len(by_name) > 1:
             listed = ", ".join(_display(d, self.workspace) for d in self.candidates)
             raise UserError(
-                f"source {pattern!r} is ambiguous: it matches {', '.join(by_name)}", where,
+                f"source {pattern!r} is ambiguous: it matches {', '.join(by_name)}",
+                where,
                 f"rename one of them or use a 'context:' directory (candidates: {listed})",
             )
         return by_name
@@ -278,13 +285,15 @@ def _glob_regex(component: str) -> re.Pattern[str]:
 def _clean_source(source: str, where: str, keyword: str) -> str:
     if source.startswith("/"):
         raise UserError(
-            f"{keyword} source {source!r} is an absolute path", where,
+            f"{keyword} source {source!r} is an absolute path",
+            where,
             "name sources relative to the build context",
         )
     clean = posixpath.normpath(source)
     if clean == ".." or clean.startswith("../"):
         raise UserError(
-            f"{keyword} source {source!r} is outside the build context", where,
+            f"{keyword} source {source!r} is outside the build context",
+            where,
             "copy only files inside the context",
         )
     return "" if clean == "." else clean
@@ -300,7 +309,8 @@ def find_sources(context: Context, source: str, where: str, keyword: str) -> lis
         if found:
             return found
         raise UserError(
-            f"{keyword} source {source!r} not found in {context.describe()}", where,
+            f"{keyword} source {source!r} not found in {context.describe()}",
+            where,
             _missing_fix(context),
         )
     matches = [""]
@@ -312,7 +322,9 @@ def find_sources(context: Context, source: str, where: str, keyword: str) -> lis
         try:
             regex = _glob_regex(component)
         except ValueError as exc:
-            raise UserError(f"bad wildcard in {source!r}: {exc}", where, "fix the pattern") from None
+            raise UserError(
+                f"bad wildcard in {source!r}: {exc}", where, "fix the pattern"
+            ) from None
         grown = []
         for match in matches:
             node = context.node(match, where)
@@ -351,7 +363,8 @@ def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: st
         if entry is None or entry.kind != FILE:
             raise UserError(
                 f"--chown names {name!r} but the image has no /{file} to look it up in",
-                where, "use numeric ids, or COPY an /etc/passwd and /etc/group first",
+                where,
+                "use numeric ids, or COPY an /etc/passwd and /etc/group first",
             )
         for line in read(entry).decode("utf-8", "replace").splitlines():
             fields = line.split(":")
@@ -359,7 +372,8 @@ def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: st
                 return int(fields[2])
         raise UserError(
             f"--chown: no {'user' if file.endswith('passwd') else 'group'} {name!r} in /{file}",
-            where, "add it to that file in the base image, or use a numeric id",
+            where,
+            "add it to that file in the base image, or use a numeric id",
         )
 
     uid = lookup(user, "etc/passwd")
@@ -370,16 +384,22 @@ def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: st
 def _read_entry(workspace: Path) -> Callable[[Entry], bytes]:
     def read(entry: Entry) -> bytes:
         return (workspace / entry.source).read_bytes()
+
     return read
 
 
 def plan_copy(
-    step: CopyStep, context: Context | None, lower: Tree, workspace: Path, digest: DigestFn,
+    step: CopyStep,
+    context: Context | None,
+    lower: Tree,
+    workspace: Path,
+    digest: DigestFn,
 ) -> list[Entry]:
     """The entries of the layer that ``step`` adds on top of ``lower``, sorted."""
     owner = (
         parse_chown(step.chown, lower, _read_entry(workspace), step.where)
-        if step.chown else Owner(0, 0)
+        if step.chown
+        else Owner(0, 0)
     )
     out: dict[str, Entry] = {}
     seen_inodes: dict[tuple[int, int], str] = {}
@@ -395,11 +415,17 @@ def plan_copy(
                 if existing is not None and existing.kind not in (DIR, SYMLINK):
                     raise UserError(
                         f"cannot create directory /{parent}: the image has a file there",
-                        step.where, "choose another destination",
+                        step.where,
+                        "choose another destination",
                     )
                 continue
-            out[parent] = Entry(parent, DIR, mode if parent == path else 0o755,
-                                uid if parent == path else 0, gid if parent == path else 0)
+            out[parent] = Entry(
+                parent,
+                DIR,
+                mode if parent == path else 0o755,
+                uid if parent == path else 0,
+                gid if parent == path else 0,
+            )
 
     for workdir in step.workdirs:
         make_dirs(lower.resolve(image_path(workdir)))
@@ -407,20 +433,20 @@ def plan_copy(
         return _sorted(out)
 
     sources: list[str] = []
-    wildcard = False
     for source in step.sources:
-        found = find_sources(context, source, step.where, step.keyword)
-        wildcard = wildcard or bool(_WILDCARD.search(source))
-        sources.extend(found)
+        sources.extend(find_sources(context, source, step.where, step.keyword))
     if not sources:
         raise UserError(
-            f"{step.keyword} sources {' '.join(step.sources)} match no file in {context.describe()}",
-            step.where, "check the wildcard, and that .dockerignore does not exclude the files",
+            f"{step.keyword} sources {' '.join(step.sources)} match no file in"
+            f" {context.describe()}",
+            step.where,
+            "check the wildcard, and that .dockerignore does not exclude the files",
         )
     if len(sources) > 1 and not step.dest_is_dir:
         raise UserError(
             f"{step.keyword} of several sources needs a directory destination ending with '/'",
-            step.where, f"write the destination as {step.dest.rstrip('/')}/",
+            step.where,
+            f"write the destination as {step.dest.rstrip('/')}/",
         )
     dest = lower.resolve(image_path(step.dest))
 
@@ -432,7 +458,9 @@ def plan_copy(
                 if existing is not None and existing.kind != SYMLINK and target not in out:
                     raise UserError(
                         f"cannot copy directory {context.shown(vpath)} onto /{target}, which is a"
-                        " file in the image", step.where, "choose another destination",
+                        " file in the image",
+                        step.where,
+                        "choose another destination",
                     )
                 make_dirs(posixpath.dirname(target))
                 out[target] = Entry(target, DIR, mode, owner.uid, owner.gid)
@@ -446,20 +474,26 @@ def plan_copy(
         make_dirs(posixpath.dirname(target))
         if node.kind == SYMLINK:
             assert node.real is not None
-            out[target] = Entry(target, SYMLINK, 0o777, owner.uid, owner.gid,
-                                link=os.readlink(node.real))
+            out[target] = Entry(
+                target, SYMLINK, 0o777, owner.uid, owner.gid, link=os.readlink(node.real)
+            )
             return
         assert node.real is not None and node.st is not None
         mode = step.chmod if step.chmod is not None else node.mode
         key = (node.st.st_dev, node.st.st_ino)
         if node.st.st_nlink > 1 and key in seen_inodes and seen_inodes[key] != target:
-            out[target] = Entry(target, HARDLINK, mode, owner.uid, owner.gid,
-                                link=seen_inodes[key])
+            out[target] = Entry(target, HARDLINK, mode, owner.uid, owner.gid, link=seen_inodes[key])
             return
         seen_inodes.setdefault(key, target)
         out[target] = Entry(
-            target, FILE, mode, owner.uid, owner.gid, size=node.st.st_size,
-            digest=digest(node.real, node.st), source=_display(node.real, workspace),
+            target,
+            FILE,
+            mode,
+            owner.uid,
+            owner.gid,
+            size=node.st.st_size,
+            digest=digest(node.real, node.st),
+            source=_display(node.real, workspace),
         )
 
     for vpath in sources:
@@ -471,10 +505,16 @@ def plan_copy(
         if node.kind == DIR:
             emit(vpath, node, dest)
         elif step.dest_is_dir or have_dir(dest):
-            emit(vpath, node, f"{dest}/{posixpath.basename(vpath)}" if dest else posixpath.basename(vpath))
+            emit(
+                vpath,
+                node,
+                f"{dest}/{posixpath.basename(vpath)}" if dest else posixpath.basename(vpath),
+            )
         else:
             if not dest:
-                raise UserError("cannot copy a file onto /", step.where, "write the destination as /")
+                raise UserError(
+                    "cannot copy a file onto /", step.where, "write the destination as /"
+                )
             emit(vpath, node, dest)
     return _sorted(out)
 
