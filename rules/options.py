@@ -98,6 +98,11 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
             found.setdefault(option.name, []).append("true")
             continue
         if not has_value:
+            if option.name == "build_arg" and i < len(words) and "=" in words[i]:
+                raise UserError(
+                    f"--build-arg {words[i]} would be read by doit as a variable of its own",
+                    "command line", f"write --build-arg={words[i]}",
+                )
             if i >= len(words):
                 raise UserError(
                     f"option --{flag} needs a value", "command line", f"write --{flag} VALUE"

@@ -129,8 +129,8 @@ class Steps:
         digests only: unchanged files are not hashed again)."""
         try:
             records, tree = self.translate_records(unit)
-        except (UserError, OSError, ValueError, KeyError):
-            return False  # let the task run and report it
+        except Exception:  # noqa: BLE001 - whatever it is, the task reports it when it runs
+            return False
         paths = [unit.inputs(i) for i in range(len(records))]
         return _same(paths, records) and _same([unit.tree], [tree])
 
@@ -180,6 +180,14 @@ class Steps:
             empty = layer is None or layers[layer] is None
             history.append(oci.HistoryEntry(created, created_by, empty_layer=empty))
         ours = [layer for layer in layers if layer is not None]
+        if not ours and not (base and base.diff_ids):
+            # an OCI manifest holds at least one layer: give a file-less image an empty one
+            ours.append(self.empty_layer())
+            history.append(
+                oci.HistoryEntry(
+                    created, "", comment="doit-oci: empty layer (an OCI image has at least one)"
+                )
+            )
         config = oci.ImageConfig(
             architecture=unit.platform.architecture,
             os=unit.platform.os,
@@ -197,6 +205,15 @@ class Steps:
             + tuple(layer.descriptor for layer in ours),
         )
         return config, manifest
+
+    def empty_layer(self) -> LayerBlob:
+        return write_layer(
+            [],
+            self.workspace,
+            self.layout,
+            self.build.options.compression,
+            self.build.options.epoch,
+        )
 
     def image(self, unit: Unit) -> None:
         config, manifest = self.image_documents(unit)
@@ -250,7 +267,7 @@ class Steps:
     def layout_uptodate(self) -> bool:
         try:
             named = self.named_descriptors()
-        except (OSError, ValueError, KeyError):
+        except Exception:  # noqa: BLE001 - whatever it is, the task reports it when it runs
             return False
         index = {d.ref_name: d.digest for d in self.layout.read_index().manifests}
         return all(index.get(name) == d.digest for name, d in named.items()) and all(
