@@ -25,7 +25,6 @@ from registry.layout import Layout
 from rules.build import Build, Unit
 from rules.digests import DigestCache
 from rules.dockerfile import CopyStep, evaluate
-from rules.errors import UserError
 from rules.layer import LayerBlob, write_layer
 from rules.translate import Context, ContextDir, PlanContext, plan_copy
 from rules.tree import Entry, Tree
@@ -129,7 +128,7 @@ class Steps:
         digests only: unchanged files are not hashed again)."""
         try:
             records, tree = self.translate_records(unit)
-        except Exception:  # noqa: BLE001 - whatever it is, the task reports it when it runs
+        except Exception:  # whatever it is, the task reports it when it runs
             return False
         paths = [unit.inputs(i) for i in range(len(records))]
         return _same(paths, records) and _same([unit.tree], [tree])
@@ -267,7 +266,7 @@ class Steps:
     def layout_uptodate(self) -> bool:
         try:
             named = self.named_descriptors()
-        except Exception:  # noqa: BLE001 - whatever it is, the task reports it when it runs
+        except Exception:  # whatever it is, the task reports it when it runs
             return False
         index = {d.ref_name: d.digest for d in self.layout.read_index().manifests}
         return all(index.get(name) == d.digest for name, d in named.items()) and all(
