@@ -14,16 +14,16 @@ REPRODUCIBLE = -ffile-prefix-map=$(CURDIR)=. -Wl,--build-id=none
 PROGRAMS = hello whoami showconfig
 
 .PHONY: all clean
-all: $(addprefix $(TARGET_OUT)/,$(PROGRAMS)) $(TARGET_OUT)/tmp
+all: $(addprefix $(TARGET_OUT)/,$(PROGRAMS)) $(TARGET_OUT)/rootfs
 
 $(TARGET_OUT)/%: example/src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(REPRODUCIBLE) -static -o $@ $<
 
-# the base image's /tmp: an empty directory that everyone may write to
-$(TARGET_OUT)/tmp:
-	mkdir -p $@
-	chmod 1777 $@
+# the base image's root directories: a /tmp that everyone may write to (mode 1777)
+$(TARGET_OUT)/rootfs:
+	mkdir -p $@/tmp
+	chmod 1777 $@/tmp
 
 clean:
 	rm -rf $(TARGET_OUT)

@@ -39,16 +39,24 @@ class BlobWriter:
         return len(data)
 
     def commit(self, expected: str | None = None) -> str:
-        """Move the bytes into the store under their digest and return it."""
-        self._file.close()
-        self.digest = "sha256:" + self._hash.hexdigest()
-        if expected is not None and expected != self.digest:
+        """Move the bytes into the store under their digest and return it.
+
+        On any failure the temp file is removed and ``digest`` stays empty.
+        """
+        try:
+            self._file.close()
+            digest = "sha256:" + self._hash.hexdigest()
+            if expected is not None and expected != digest:
+                raise ValueError(f"blob digest {digest} is not the expected {expected}")
+            target = self._layout.blob_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(self._tmp, 0o644)
+            os.replace(self._tmp, target)
+        except BaseException:
             self.abort()
-            raise ValueError(f"blob digest {self.digest} is not the expected {expected}")
-        target = self._layout.blob_path(self.digest)
-        os.chmod(self._tmp, 0o644)
-        os.replace(self._tmp, target)
-        return self.digest
+            raise
+        self.digest = digest
+        return digest
 
     def abort(self) -> None:
         if not self._file.closed:

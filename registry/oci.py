@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,8 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 REF_NAME = "org.opencontainers.image.ref.name"
+
+_PLATFORM_PART = re.compile(r"[a-z0-9_-]+\Z")
 
 JSON = dict[str, Any]
 
@@ -55,9 +58,9 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """``linux/amd64`` or ``linux/arm64/v8``; raises ValueError otherwise."""
-        parts = text.strip().split("/")
-        if len(parts) not in (2, 3) or not all(parts):
+        """``linux/amd64`` or ``linux/arm64/v8`` (lowercased); raises ValueError otherwise."""
+        parts = text.strip().lower().split("/")
+        if len(parts) not in (2, 3) or not all(_PLATFORM_PART.match(part) for part in parts):
             raise ValueError(f"platform {text!r} is not os/arch[/variant]")
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
@@ -187,7 +190,10 @@ class HistoryEntry:
     comment: str = ""
 
     def to_json(self) -> JSON:
-        out: JSON = {"created": self.created, "created_by": self.created_by}
+        # "created" is a date-time when present: an empty one is left out, not written as ""
+        out: JSON = {"created_by": self.created_by}
+        if self.created:
+            out["created"] = self.created
         if self.empty_layer:
             out["empty_layer"] = True
         if self.comment:

@@ -16,7 +16,7 @@ DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
-_TAG = re.compile(r"[\w][\w.-]{0,127}\Z")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _DOMAIN = re.compile(
     r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
     r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
@@ -105,8 +105,8 @@ def parse(text: str) -> Reference:
     """Parse and normalise ``text``; raises ReferenceError saying what is wrong."""
     if not text or text != text.strip():
         raise ReferenceError(f"invalid image reference {text!r}: empty or surrounded by spaces")
-    name, _, digest = text.partition("@")
-    if digest and not _DIGEST.match(digest):
+    name, at, digest = text.partition("@")
+    if at and not _DIGEST.match(digest):
         raise ReferenceError(
             f"invalid digest {digest!r} in {text!r}: expected sha256: and 64 lowercase hex digits"
         )
@@ -121,12 +121,28 @@ def parse(text: str) -> Reference:
 
 
 def check_hub(hub: str) -> str:
-    """A hub is a registry and an optional path prefix, as in ``localhost:5000/istio``."""
+    """A hub is a registry and an optional path prefix, as in ``localhost:5000/istio``.
+
+    A hub without a registry host (``istio``) is an organisation on Docker Hub.
+    """
     text = hub.rstrip("/")
     if not text:
         raise ReferenceError("empty hub: give a registry such as localhost:5000 or gcr.io/org")
-    try:
-        split_repository(f"{text}/image")
-    except ReferenceError as exc:
-        raise ReferenceError(f"invalid hub {hub!r}: {exc}") from None
+    first, _, rest = text.partition("/")
+    if _looks_like_domain(first):
+        if not _DOMAIN.match(first):
+            raise ReferenceError(
+                f"invalid hub {hub!r}: {first!r} is not a registry host such as"
+                " localhost:5000 or gcr.io"
+            )
+        path = rest
+    else:
+        path = text
+    if path and not all(_COMPONENT.match(part) for part in path.split("/")):
+        raise ReferenceError(
+            f"invalid hub {hub!r}: each '/'-separated part of the path {path!r} is lowercase"
+            " letters and digits, joined by '.', '_', '__' or '-'"
+        )
+    if len(text) > 253:
+        raise ReferenceError(f"invalid hub {hub!r}: longer than 253 characters")
     return text

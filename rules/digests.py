@@ -16,6 +16,11 @@ from pathlib import Path
 
 CHUNK = 1 << 20
 
+# Connections a forked child inherited from its parent. SQLite forbids using them, even
+# to close them, in the child, so they are kept here, never touched, rather than left to
+# the garbage collector (which would close them).
+_INHERITED: list[sqlite3.Connection] = []
+
 
 def file_digest(path: Path | str) -> str:
     with open(path, "rb") as handle:
@@ -31,6 +36,7 @@ class DigestCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None or self._pid != os.getpid():
+            self._forget_inherited()
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
             known = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'files'").fetchone()
@@ -60,7 +66,13 @@ class DigestCache:
         )
         return digest
 
+    def _forget_inherited(self) -> None:
+        if self._db is not None and self._pid != os.getpid():
+            _INHERITED.append(self._db)
+            self._db = None
+
     def close(self) -> None:
-        if self._db is not None and self._pid == os.getpid():
+        self._forget_inherited()
+        if self._db is not None:
             self._db.close()
         self._db = None

@@ -3,17 +3,19 @@
 Two steps, because the second needs the base image's config (its ENV and WORKDIR take
 part in expansion) and the first must not:
 
-- ``read_dockerfile`` + ``select_chain``: the instructions (from dockerfile-parse, with
+- ``read_dockerfile`` + ``select_chain``: the instructions (logical lines with their
   line numbers), parser directives, validation, global ARGs and FROM lines expanded, and
   the chain of stages that builds the target. It tells how many layers the image gets,
   which is what the task graph needs, without building anything.
-- ``evaluate``: runs the chain's instructions on the base config as Docker does (ARG
-  scoping, ENV/LABEL pairs expanded with the environment before the instruction,
-  relative WORKDIRs, ENTRYPOINT clearing an inherited CMD, shell forms), giving an
-  ``ImageSpec``.
+- ``evaluate``: runs the chain's instructions on the base config as BuildKit does (ARG
+  scoping and inheritance by child stages, ARG and ENV values in one environment where
+  the later one wins, ENV/LABEL pairs expanded with the environment before the
+  instruction, relative WORKDIRs, ENTRYPOINT clearing an inherited CMD, shell forms),
+  giving an ``ImageSpec``.
 
-Expansion is ours (rules.shellwords), after BuildKit's lexer; dockerfile-parse only
-splits the file into instructions.
+Splitting the file into instructions follows BuildKit's parser (``parser/parser.go``):
+parser directives, a byte-order mark, line continuations that skip comment and empty
+lines. Expansion is ours too (rules.shellwords), after BuildKit's lexer.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rules.errors import UserError
 from rules.shellwords import (
     ExpandError,
     expand_word,
+    expand_words,
     split_json_or_shell,
     split_key_values,
     split_raw_words,
@@ -58,10 +61,44 @@ KNOWN = frozenset(
 )
 LAYER_KEYWORDS = frozenset({"COPY", "ADD"})
 DEFAULT_SHELL = ("/bin/sh", "-c")
-_DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9_-]*)\s*=\s*(.*?)\s*$")
-_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# BuildKit's parser directives; an unknown one ends the directives like any comment.
+_DIRECTIVES = frozenset({"escape", "syntax", "check"})
+_DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*\Z")
+# Go's unicode.IsSpace, which BuildKit's parser trims lines with.
+_SPACES = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_COMMAND = re.compile(r"[\t\v\f\r ]+")
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://|git@")
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
-_PORT = re.compile(r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?\Z")
+_PORT = re.compile(r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp)?)?\Z")
+# The platform ARGs BuildKit defines itself (``automatic_args``): they reach FROM lines
+# undeclared, and a default written in the Dockerfile wins over them.
+_AUTOMATIC = frozenset(
+    {
+        "TARGETPLATFORM",
+        "TARGETOS",
+        "TARGETARCH",
+        "TARGETVARIANT",
+        "BUILDPLATFORM",
+        "BUILDOS",
+        "BUILDARCH",
+        "BUILDVARIANT",
+    }
+)
+# moby/sys/signal's names for Linux, without the optional "SIG" prefix.
+_SIGNALS = frozenset(
+    {
+        *("ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO"),
+        *("IOT", "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP"),
+        *("SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM"),
+        *("WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX"),
+        *(f"RTMIN+{n}" for n in range(1, 16)),
+        *(f"RTMAX-{n}" for n in range(1, 15)),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -186,14 +223,7 @@ class ImageSpec:
 
 def read_dockerfile(text: str, path: str, ignore_runs: bool = False) -> Dockerfile:
     """Split a Dockerfile into global ARGs and stages, and check every instruction."""
-    from dockerfile_parse import DockerfileParser
-
-    escape = _escape_directive(text, path)
-    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()), env_replace=False)
-    try:
-        structure = parser.structure
-    except Exception as exc:  # dockerfile-parse raises plain exceptions on odd input
-        raise UserError(f"cannot parse the Dockerfile: {exc}", path, "fix its syntax") from None
+    escape, lines = _logical_lines(text, path)
     global_args: list[Instruction] = []
     stages: list[Stage] = []
     current: list[Instruction] | None = None
@@ -204,15 +234,13 @@ def read_dockerfile(text: str, path: str, ignore_runs: bool = False) -> Dockerfi
             name, image, platform, from_ins = header
             stages.append(Stage(len(stages), name, image, platform, from_ins, tuple(current)))
 
-    for item in structure:
-        keyword = str(item["instruction"]).upper()
-        if keyword == "COMMENT":
-            continue
-        line = int(item["startline"]) + 1
-        ins = Instruction(keyword, str(item["value"]), line, f"{path}:{line}")
+    for line, content in lines:
+        word, *rest = _COMMAND.split(content.strip(_SPACES), maxsplit=1)
+        keyword = word.upper()
+        ins = Instruction(keyword, rest[0] if rest else "", line, f"{path}:{line}")
         if keyword not in KNOWN:
             raise ins.fail(
-                f"unknown instruction {str(item['instruction']).split()[0]!r}",
+                f"unknown instruction {word!r}",
                 "check its spelling, or the line before it for a missing '\\' continuation",
             )
         if keyword in ("RUN", "COPY", "ADD") and re.search(r"(^|\s)<<-?[\"']?\w", ins.value):
@@ -225,26 +253,41 @@ def read_dockerfile(text: str, path: str, ignore_runs: bool = False) -> Dockerfi
             header = _read_from(ins, stages)
             current = []
             continue
-        if current is None:
-            if keyword != "ARG":
-                raise ins.fail(f"{keyword} before the first FROM", "only ARG may come before FROM")
-            global_args.append(ins)
-            continue
-        _check(ins, ignore_runs)
-        current.append(ins)
+        if current is None and keyword != "ARG":
+            raise ins.fail(f"{keyword} before the first FROM", "only ARG may come before FROM")
+        _check(ins, ignore_runs, escape)
+        (global_args if current is None else current).append(ins)
     close()
     if not stages:
         raise UserError("the Dockerfile has no FROM instruction", path, "start it with FROM")
     return Dockerfile(path, escape, tuple(global_args), tuple(stages))
 
 
-def _escape_directive(text: str, path: str) -> str:
+def _logical_lines(text: str, path: str) -> tuple[str, list[tuple[int, str]]]:
+    """The escape character and the instructions as (first line, text) pairs.
+
+    As BuildKit's parser: parser directives only at the very top; a byte-order mark
+    dropped; comment lines and blank lines skipped, also inside a continuation; an
+    escape character (and blanks after it) at the end of a line joins the next line,
+    whose leading blanks are kept.
+    """
+    lines = [raw.removesuffix("\r") for raw in text.split("\n")]
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
     escape = "\\"
-    for number, raw in enumerate(text.splitlines(), start=1):
-        match = _DIRECTIVE.match(raw.strip())
-        if not match:
+    seen: set[str] = set()
+    for number, raw in enumerate(lines, start=1):
+        match = _DIRECTIVE.match(raw.lstrip(_SPACES))
+        if not match or match.group(1).lower() not in _DIRECTIVES:
             break
         name, value = match.group(1).lower(), match.group(2)
+        if name in seen:
+            raise UserError(
+                f"only one {name} parser directive can be used",
+                f"{path}:{number}",
+                "remove the repeated directive",
+            )
+        seen.add(name)
         if name == "escape":
             if value not in ("\\", "`"):
                 raise UserError(
@@ -253,7 +296,53 @@ def _escape_directive(text: str, path: str) -> str:
                     "use '# escape=\\' or '# escape=`'",
                 )
             escape = value
-    return escape
+    return escape, _instructions(lines, escape)
+
+
+def _instructions(lines: list[str], escape: str) -> list[tuple[int, str]]:
+    """The instructions as (first line, "KEYWORD arguments"), split by dockerfile-parse.
+
+    dockerfile-parse gives the instructions and their line numbers. What it gets wrong is
+    mended in its input without moving any line: the directives we already read become
+    plain comments (but for the escape directive it needs, on the first line), and a
+    blank line inside a continuation, which would end the instruction for it but not for
+    Docker, becomes a comment line, which it skips as Docker does; a continuation at the
+    end of the file loses its escape, which would make it drop the instruction.
+    """
+    from dockerfile_parse import DockerfileParser
+
+    prepared: list[str] = []
+    continuing = False
+    in_directives = True
+    for raw in lines:
+        stripped = raw.lstrip(_SPACES)
+        if in_directives and _DIRECTIVE.match(stripped):
+            prepared.append("#")
+            continue
+        in_directives = False
+        if continuing and (not stripped or stripped.startswith("#")):
+            prepared.append("#")
+            continue
+        prepared.append(raw)
+        continuing = not stripped.startswith("#") and raw.rstrip(_SPACES).endswith(escape)
+    if continuing:
+        # a continuation at the end of the file ends there (dockerfile-parse drops it)
+        last = max(i for i, line in enumerate(prepared) if line != "#")
+        prepared[last] = prepared[last].rstrip(_SPACES)[: -len(escape)]
+    if escape != "\\" and prepared:
+        prepared[0] = f"# escape={escape}"
+    parser = DockerfileParser(
+        fileobj=io.BytesIO("\n".join(prepared).encode("utf-8", "surrogateescape")),
+        env_replace=False,
+    )
+    out: list[tuple[int, str]] = []
+    for item in parser.structure:
+        if item["instruction"] == "COMMENT":
+            continue
+        word = str(item["content"]).lstrip(_SPACES).split(None, 1)[0]
+        value = str(item["value"])
+        out.append((int(item["startline"]) + 1, f"{word} {value}" if value else word))
+    return out
 
 
 def _read_from(ins: Instruction, stages: Sequence[Stage]) -> tuple[str, str, str, Instruction]:
@@ -261,8 +350,10 @@ def _read_from(ins: Instruction, stages: Sequence[Stage]) -> tuple[str, str, str
     platform = ""
     while words and words[0].startswith("--"):
         flag, _, value = words.pop(0).partition("=")
-        if flag != "--platform" or not value:
+        if flag != "--platform":
             raise ins.fail(f"unknown FROM flag {flag!r}", "FROM takes only --platform=os/arch")
+        if not value:
+            raise ins.fail("FROM --platform needs a value", "write FROM --platform=os/arch image")
         platform = value
     if len(words) == 1:
         return "", words[0], platform, ins
@@ -281,7 +372,8 @@ def _read_from(ins: Instruction, stages: Sequence[Stage]) -> tuple[str, str, str
     )
 
 
-def _check(ins: Instruction, ignore_runs: bool) -> None:
+def _check(ins: Instruction, ignore_runs: bool, escape: str) -> None:
+    """What can be checked before expansion: forms, flags and numbers of arguments."""
     keyword = ins.keyword
     if keyword == "RUN" and not ignore_runs:
         raise ins.fail(
@@ -293,10 +385,24 @@ def _check(ins: Instruction, ignore_runs: bool) -> None:
         raise ins.fail(
             "ONBUILD is not supported", "run those steps in the Dockerfiles that use this image"
         )
-    if keyword in ("CMD", "ENTRYPOINT", "VOLUME"):
+    if keyword in ("CMD", "ENTRYPOINT"):
         _json(ins, ins.value)
-    if keyword == "SHELL" and _json(ins, ins.value) is None:
-        raise ins.fail("SHELL must be a JSON array", 'write SHELL ["/bin/sh", "-c"]')
+    if keyword == "SHELL":
+        shell = _json(ins, ins.value)
+        if shell is None:
+            raise ins.fail("SHELL must be a JSON array", 'write SHELL ["/bin/sh", "-c"]')
+        if not shell:
+            raise ins.fail("SHELL needs at least one argument", 'write SHELL ["/bin/sh", "-c"]')
+    if keyword == "VOLUME" and not _volume_words(ins):
+        raise ins.fail("VOLUME needs at least one path", "write VOLUME /path")
+    if keyword == "EXPOSE" and not ins.value.split():
+        raise ins.fail("EXPOSE needs at least one port", "write EXPOSE PORT[/PROTOCOL]")
+    if keyword in ("ENV", "LABEL") and not _pairs(ins, escape):
+        raise ins.fail(f"{keyword} needs at least one name=value", f"write {keyword} name=value")
+    if keyword == "ARG":
+        _arg_words(ins, escape)
+    if keyword in ("USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER") and not ins.value.strip():
+        raise ins.fail(f"{keyword} needs one argument", f"write {keyword} <value>")
     if keyword in ("COPY", "ADD"):
         flags, args = _split_flags(ins)
         if "from" in flags:
@@ -309,6 +415,16 @@ def _check(ins: Instruction, ignore_runs: bool) -> None:
                 f"{keyword} needs at least one source and a destination",
                 f"write {keyword} <src>... <dest>",
             )
+        for source in args[:-1]:
+            _check_source(ins, source)
+
+
+def _check_source(ins: Instruction, source: str) -> None:
+    """ADD's remote sources (URLs, git) are refused: as written, and once expanded."""
+    if ins.keyword == "ADD" and _URL.match(source):
+        raise ins.fail(
+            f"ADD of a URL ({source}) is not supported", "download it in make and COPY the file"
+        )
 
 
 _COPY_FLAGS = {"COPY": ("chown", "chmod", "from", "link"), "ADD": ("chown", "chmod", "link")}
@@ -319,8 +435,8 @@ def _split_flags(ins: Instruction) -> tuple[dict[str, str], list[str]]:
     text = ins.value.strip()
     flags: dict[str, str] = {}
     while text.startswith("--"):
-        word, _, text = text.partition(" ")
-        text = text.lstrip()
+        word, *rest = text.split(maxsplit=1)
+        text = rest[0] if rest else ""
         name, has_value, value = word[2:].partition("=")
         if name not in _COPY_FLAGS[ins.keyword]:
             raise ins.fail(
@@ -343,6 +459,12 @@ def _json(ins: Instruction, text: str) -> list[str] | None:
         raise ins.fail(str(exc), 'write a JSON array of strings, e.g. ["a", "b"]') from None
 
 
+def _volume_words(ins: Instruction) -> list[str]:
+    """VOLUME's paths as written: a JSON array, or words split on blanks."""
+    as_json = _json(ins, ins.value)
+    return as_json if as_json is not None else ins.value.split()
+
+
 def _words(ins: Instruction, escape: str) -> list[str]:
     try:
         return split_raw_words(ins.value, escape)
@@ -359,8 +481,8 @@ def _arg_words(ins: Instruction, escape: str) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for word in _words(ins, escape):
         name, has_default, default = word.partition("=")
-        if not _NAME.match(name):
-            raise ins.fail(f"invalid ARG name {name!r}", "use letters, digits and '_'")
+        if not name:
+            raise ins.fail(f"ARG {word!r} has no name", "write ARG NAME or ARG NAME=default")
         out.append((name, default if has_default else None))
     if not out:
         raise ins.fail("ARG needs a name", "write ARG NAME or ARG NAME=default")
@@ -389,24 +511,42 @@ def expand_in(ins: Instruction, word: str, env: Mapping[str, str], escape: str) 
         raise ins.fail(str(exc), "fix the variable reference") from None
 
 
+def _arg_value(
+    ins: Instruction,
+    name: str,
+    default: str | None,
+    inherited: str | None,
+    build_args: Mapping[str, str],
+    scope: Mapping[str, str],
+    escape: str,
+) -> str | None:
+    """An ARG's value as BuildKit gives it: the build arg passed for it, else its default
+    expanded in ``scope``, else ``inherited`` (a global ARG's value), else the platform's
+    value for an automatic platform ARG. A default wins over the platform's value, since
+    BuildKit does not count those as passed build args."""
+    if name in build_args and name not in _AUTOMATIC:
+        return build_args[name]
+    if default is not None:
+        return expand_in(ins, default, scope, escape)
+    if inherited is not None:
+        return inherited
+    return build_args.get(name)
+
+
 def select_chain(df: Dockerfile, build_args: Mapping[str, str], target: str = "") -> Chain:
     """Expand the global ARGs and FROM lines and find the stages that build ``target``
     (the last stage when empty). ``build_args`` holds the automatic platform ARGs too."""
-    scope: dict[str, str] = {}
+    # Only the platform ARGs and the declared global ARGs reach FROM lines, as in BuildKit:
+    # a build arg without an ARG before the first FROM is not used there.
+    scope = {name: value for name, value in build_args.items() if name in _AUTOMATIC}
     declared: list[tuple[str, str | None]] = []
     for ins in df.global_args:
         for name, default in _arg_words(ins, df.escape):
-            if name in build_args:
-                value: str | None = build_args[name]
-            elif default is not None:
-                value = expand_in(ins, default, {**build_args, **scope}, df.escape)
-            else:
-                value = None
+            value = _arg_value(ins, name, default, None, build_args, scope, df.escape)
             declared.append((name, value))
             if value is not None:
                 scope[name] = value
-    # automatic platform ARGs reach FROM lines without being declared
-    from_env = {**build_args, **scope}
+    from_env = scope
     if target:
         wanted = [s for s in df.stages if s.name == target.lower()]
         if not wanted:
@@ -428,7 +568,7 @@ def select_chain(df: Dockerfile, build_args: Mapping[str, str], target: str = ""
         if earlier:
             stage = earlier[-1]
             continue
-        if any(s.name == image.lower() for s in df.stages[stage.index :]):
+        if any(s.name == image.lower() for s in df.stages[stage.index + 1 :]):
             raise stage.from_line.fail(
                 f"FROM {image} names a stage defined later", "stages can only build on earlier ones"
             )
@@ -471,35 +611,42 @@ def evaluate(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | No
         author=base.author if base else "",
     )
     env_order = [item.partition("=")[0] for item in config.env]
+    os_name = base.os if base is not None else build_args.get("TARGETOS", "linux")
+    if "PATH" not in state.env and os_name != "windows":
+        # BuildKit gives every (non-Windows) image a PATH, even one built FROM scratch
+        state.env["PATH"] = DEFAULT_PATH
+        env_order.append("PATH")
     escape = chain.dockerfile.escape
     globals_ = dict(chain.global_args)
+    # What expansion sees: the ENVs and the ARGs with a value, the later one winning, as
+    # in BuildKit, where both set the build state's environment. A stage built on an
+    # earlier stage inherits it, ARGs included.
+    variables = dict(state.env)
     for stage in chain.stages:
-        args: dict[str, str] = {}
         cmd_set = False
         for ins in stage.instructions:
-            scope = {**args, **state.env}
+            scope = dict(variables)
             keyword = ins.keyword
             layer: int | None = None
             if keyword == "ARG":
                 for name, default in _arg_words(ins, escape):
-                    if name in build_args:
-                        args[name] = build_args[name]
-                    elif default is not None:
-                        args[name] = expand_in(ins, default, scope, escape)
-                    elif globals_.get(name) is not None:
-                        args[name] = str(globals_[name])
-                    scope = {**args, **state.env}
+                    inherited = globals_.get(name)
+                    value = _arg_value(ins, name, default, inherited, build_args, scope, escape)
+                    if value is not None:
+                        variables[name] = scope[name] = value
             elif keyword in ("ENV", "LABEL"):
-                pairs = _pairs(ins, escape)
-                for name, raw in pairs:
+                # every pair sees the environment from before the instruction
+                for raw_name, raw in _pairs(ins, escape):
+                    name = expand_in(ins, raw_name, scope, escape)
                     value = expand_in(ins, raw, scope, escape)
-                    if keyword == "ENV":
-                        name = expand_in(ins, name, scope, escape)
-                        if name not in state.env:
-                            env_order.append(name)
-                        state.env[name] = value
-                    else:
-                        state.labels[expand_in(ins, name, scope, escape)] = value
+                    if keyword == "LABEL":
+                        state.labels[name] = value
+                        continue
+                    if not name:
+                        raise ins.fail(f"ENV name {raw_name!r} is empty", "name the variable")
+                    if name not in state.env:
+                        env_order.append(name)
+                    state.env[name] = variables[name] = value
             elif keyword == "USER":
                 state.user = expand_in(ins, ins.value.strip(), scope, escape)
                 if not state.user:
@@ -508,7 +655,7 @@ def evaluate(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | No
                 path = expand_in(ins, ins.value.strip(), scope, escape)
                 if not path:
                     raise ins.fail("WORKDIR is empty", "write WORKDIR /path")
-                state.workdir = posixpath.normpath(posixpath.join(state.workdir or "/", path))
+                state.workdir = _absolute(state.workdir, path)
                 state.pending_dirs.append(state.workdir)
                 state.pending_where = ins.where
             elif keyword in ("ENTRYPOINT", "CMD"):
@@ -524,17 +671,22 @@ def evaluate(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | No
                 state.shell = tuple(_json(ins, ins.value) or DEFAULT_SHELL)
             elif keyword == "EXPOSE":
                 for word in ins.value.split():
-                    state.ports.update(_ports(ins, expand_in(ins, word, scope, escape)))
+                    for port in _expand_words(ins, word, scope, escape):
+                        state.ports.update(_ports(ins, port))
             elif keyword == "VOLUME":
-                as_json = _json(ins, ins.value)
-                words = as_json if as_json is not None else ins.value.split()
-                for word in words:
+                for word in _volume_words(ins):
                     volume = expand_in(ins, word, scope, escape)
-                    if not volume:
+                    if not volume.strip():
                         raise ins.fail("VOLUME names an empty path", "write VOLUME /path")
                     state.volumes.add(volume)
             elif keyword == "STOPSIGNAL":
-                state.stop_signal = expand_in(ins, ins.value.strip(), scope, escape)
+                signal = expand_in(ins, ins.value.strip(), scope, escape)
+                if not _is_signal(signal):
+                    raise ins.fail(
+                        f"invalid STOPSIGNAL {signal!r}",
+                        "give a signal name such as SIGTERM or TERM, or a number",
+                    )
+                state.stop_signal = signal
             elif keyword == "MAINTAINER":
                 state.author = ins.value.strip()
             elif keyword == "HEALTHCHECK":
@@ -590,11 +742,34 @@ def _pairs(ins: Instruction, escape: str) -> list[tuple[str, str]]:
         raise ins.fail(str(exc), f"write {ins.keyword} key=value ...") from None
 
 
-def _command(ins: Instruction, shell: tuple[str, ...]) -> tuple[str, ...]:
+def _command(ins: Instruction, shell: tuple[str, ...]) -> tuple[str, ...] | None:
+    """ENTRYPOINT/CMD: the exec form as it is, the shell form after the SHELL. An empty
+    JSON array leaves none, as in Docker's image config (which omits empty ones)."""
     as_json = _json(ins, ins.value)
     if as_json is not None:
-        return tuple(as_json)
+        return tuple(as_json) or None
     return (*shell, ins.value.strip())
+
+
+def _expand_words(ins: Instruction, text: str, env: Mapping[str, str], escape: str) -> list[str]:
+    try:
+        return expand_words(text, env, escape)
+    except ExpandError as exc:
+        raise ins.fail(str(exc), "fix the variable reference") from None
+
+
+def _absolute(workdir: str, path: str) -> str:
+    """``path`` made absolute against ``workdir`` and cleaned, as Go's path.Clean does."""
+    full = posixpath.normpath(posixpath.join(workdir or "/", path))
+    return "/" + full.lstrip("/")
+
+
+def _is_signal(text: str) -> bool:
+    """moby/sys/signal.ParseSignal on Linux: a non-zero number, or a known name with or
+    without "SIG" in any case."""
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text) != 0
+    return text.upper().removeprefix("SIG") in _SIGNALS
 
 
 def _ports(ins: Instruction, text: str) -> list[str]:
@@ -604,8 +779,8 @@ def _ports(ins: Instruction, text: str) -> list[str]:
     first = int(match.group(1))
     last = int(match.group(2) or first)
     proto = match.group(3) or "tcp"
-    if not 0 < first <= last <= 65535:
-        raise ins.fail(f"invalid port range {text!r}", "ports go from 1 to 65535")
+    if not first <= last <= 65535:
+        raise ins.fail(f"invalid port range {text!r}", "ports go from 0 to 65535, low to high")
     return [f"{port}/{proto}" for port in range(first, last + 1)]
 
 
@@ -614,23 +789,17 @@ def _copy_step(ins: Instruction, scope: Mapping[str, str], escape: str, state: _
     words = [expand_in(ins, arg, scope, escape) for arg in args]
     *sources, dest = words
     for source in sources:
-        if ins.keyword == "ADD" and re.match(r"[a-z][a-z0-9+.-]*://|git@", source):
-            raise ins.fail(
-                f"ADD of a URL ({source}) is not supported",
-                "download it in make and COPY the file",
-            )
+        _check_source(ins, source)
         if not source:
             raise ins.fail(f"{ins.keyword} has an empty source", "name a file of the context")
     if not dest:
         raise ins.fail(f"{ins.keyword} has an empty destination", "name a path in the image")
     dest_is_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
-    full = posixpath.normpath(posixpath.join(state.workdir or "/", dest))
-    if full.startswith("//"):
-        full = full[1:]
+    full = _absolute(state.workdir, dest)
     chmod: int | None = None
     if "chmod" in flags:
         text = expand_in(ins, flags["chmod"], scope, escape)
-        if not re.fullmatch(r"[0-7]{3,4}", text):
+        if not re.fullmatch(r"[0-7]+", text) or int(text, 8) > 0o7777:
             raise ins.fail(f"invalid --chmod {text!r}", "give octal permissions such as 0755")
         chmod = int(text, 8)
     chown = expand_in(ins, flags["chown"], scope, escape) if "chown" in flags else ""

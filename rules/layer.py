@@ -126,11 +126,17 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) ->
 def write_layer(
     entries: Sequence[Entry], workspace: Path, layout: Layout, compression: str, epoch: int
 ) -> LayerBlob:
-    """Stream ``entries`` as a tar layer into ``layout``; nothing is left behind on error."""
+    """Stream ``entries`` as a tar layer into ``layout``; nothing is left behind on error.
+
+    Entries are written in path order (a directory before what it holds), whatever order
+    they come in, so that the same entries always give the same bytes.
+    """
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"unknown layer compression {compression!r}: use one of {COMPRESSIONS}")
     buffer = bytearray(CHUNK)
     with layout.writer() as blob:
         sink = _Sink(blob, compression)
-        for entry in entries:
+        for entry in sorted(entries, key=lambda e: e.sort_key):
             sink.write(tar_header(entry, epoch))
             if entry.kind == FILE:
                 _copy_file(sink, entry, workspace, buffer)

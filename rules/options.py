@@ -72,7 +72,8 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
     """The values given to ``task``'s options on a doit command line.
 
     ``doit [opts] [run] task --opt value --opt=value other_task ...``: options count from
-    the task's name up to the next word that is not an option or its value.
+    the task's name up to the next word that is not an option or its value (words like
+    ``NAME=VALUE`` are doit's variables: doit takes them out, so they are skipped here).
     """
     by_flag = {opt.flag: opt for opt in OPTIONS}
     found: dict[str, list[str]] = {}
@@ -87,6 +88,8 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
             continue
         if not active:
             continue
+        if not word.startswith("-") and "=" in word:
+            continue  # NAME=VALUE is a doit variable, taken out before tasks are read
         if not word.startswith("--"):
             active = word == task
             continue
@@ -101,7 +104,8 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
             if option.name == "build_arg" and i < len(words) and "=" in words[i]:
                 raise UserError(
                     f"--build-arg {words[i]} would be read by doit as a variable of its own",
-                    "command line", f"write --build-arg={words[i]}",
+                    "command line",
+                    f"write --build-arg={words[i]}",
                 )
             if i >= len(words):
                 raise UserError(
@@ -114,9 +118,12 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
 
 
 def _split(values: Sequence[str], separators: str) -> tuple[str, ...]:
+    """The non-empty parts of ``values`` split at any of ``separators``, first one kept."""
     out: list[str] = []
     for value in values:
-        out.extend(part for part in re.split(f"[{separators}]", value) if part)
+        for part in re.split(f"[{separators}]", value):
+            if part and part not in out:
+                out.append(part)
     return tuple(out)
 
 
@@ -126,46 +133,61 @@ def read_options(
     task: str = "build_images",
     default_plan: str = DEFAULT_PLAN,
 ) -> Options:
-    """Options from the command line, then the environment; checked before any work."""
+    """Options from the command line, then the environment; checked before any work.
+
+    An environment variable that is set but empty counts as unset.
+    """
     given = read_argv(argv, task)
+
+    def env(name: str) -> str | None:
+        return environ.get(name) or None
 
     def pick(name: str, *env_names: str) -> list[str] | None:
         if name in given:
             return given[name]
         for env_name in env_names:
-            if env_name in environ:
-                return [environ[env_name]]
+            value = env(env_name)
+            if value is not None:
+                return [value]
         return None
 
-    plan = (pick("plan", "PLAN") or [default_plan])[-1]
+    def listed(name: str, env_name: str) -> tuple[str, ...] | None:
+        # as the seed's flags: commas on the command line; commas or spaces in the environment
+        if name in given:
+            return _split(given[name], ",")
+        value = env(env_name)
+        return None if value is None else _split([value], ", ")
+
+    plan = (pick("plan", "PLAN") or [default_plan])[-1] or default_plan
     hubs_given = given.get("hub")
+    hubs_env = env("HUBS")
     if hubs_given is not None:
-        hubs = _split(hubs_given, ", ")
-    elif "HUBS" in environ:
-        hubs = _split([environ["HUBS"]], " ")
-    elif environ.get("HUB"):
-        hubs = (environ["HUB"],)
+        hubs = _split(hubs_given, ",")
+    elif hubs_env is not None:
+        hubs = _split([hubs_env], " ")
     else:
-        hubs = ()
+        hub = env("HUB")
+        hubs = (hub,) if hub else ()
     tags_given = given.get("tag")
+    tags_env = env("TAGS")
     if tags_given is not None:
-        tags = _split(tags_given, ", ")
-    elif "TAGS" in environ:
-        tags = _split([environ["TAGS"]], " ")
+        tags = _split(tags_given, ",")
+    elif tags_env is not None:
+        tags = _split([tags_env], " ")
     else:
-        tags = (environ.get("TAG") or "latest",)
+        tags = (env("TAG") or "latest",)
     try:
-        hubs = tuple(check_hub(hub) for hub in hubs)
+        hubs = tuple(dict.fromkeys(check_hub(hub) for hub in hubs))
         tags = tuple(check_tag(tag) for tag in tags)
     except ReferenceError as exc:
         raise UserError(str(exc), "options", "fix --hub/--tag (or HUB, HUBS, TAG, TAGS)") from None
     if not tags:
         raise UserError("no tag given", "options", "give --tag TAG or TAG=...")
-    targets_given = pick("targets", "DOCKER_TARGETS")
-    targets = tuple(t.removeprefix("docker.") for t in _split(targets_given or [], ", "))
-    arch_given = pick("architectures", "DOCKER_ARCHITECTURES")
+    named = listed("targets", "DOCKER_TARGETS") or ()
+    targets = _split([name.removeprefix("docker.") for name in named], ",")
     platforms: list[Platform] = []
-    for text in _split(arch_given or ["linux/amd64"], ", "):
+    architectures = listed("architectures", "DOCKER_ARCHITECTURES")
+    for text in ("linux/amd64",) if architectures is None else architectures:
         try:
             platform = Platform.parse(text)
         except ValueError as exc:
@@ -174,6 +196,10 @@ def read_options(
             ) from None
         if platform not in platforms:
             platforms.append(platform)
+    if not platforms:
+        raise UserError(
+            "no platform given", "options", "write --architectures linux/amd64,linux/arm64"
+        )
     build_args: list[tuple[str, str]] = []
     for item in given.get("build_arg", []):
         name, has_value, value = item.partition("=")
@@ -189,8 +215,8 @@ def read_options(
             "options",
             f"choose one of {', '.join(COMPRESSIONS)}",
         )
-    epoch_text = environ.get("SOURCE_DATE_EPOCH", "0") or "0"
-    if not epoch_text.isdigit():
+    epoch_text = env("SOURCE_DATE_EPOCH") or "0"
+    if not re.fullmatch(r"[0-9]+", epoch_text):
         raise UserError(
             f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
             "environment",

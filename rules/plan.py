@@ -34,7 +34,14 @@ IMAGE_KEYS = (
 )
 PLAN_KEYS = ("images", "example", "args", "ignoreRuns")
 
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+# Go's os.Expand: ${NAME} (any text up to '}'), $NAME (letters, digits, '_'), and the
+# one-character shell names ($1, $$, $?, ...), all looked up; "${}" and an unclosed "${"
+# are dropped; any other '$' stays as it is.
+_SPECIAL = r"[*#$@!?0-9-]"
+_VARIABLE = re.compile(
+    rf"\$(?:\{{(?P<braced_special>{_SPECIAL})\}}|\{{(?P<braced>[^}}]+)\}}|(?P<bad>\{{\}}?)"
+    rf"|(?P<special>{_SPECIAL})|(?P<name>[A-Za-z0-9_]+))"
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,8 @@ class Plan:
 
 
 def platform_variables(platform: Platform, workspace: Path) -> dict[str, str]:
-    out = workspace / "out"
+    """The seed's per-platform variables; the TARGET_OUT* paths are absolute."""
+    out = workspace.resolve() / "out"
     return {
         "TARGET_OS": platform.os,
         "TARGET_ARCH": platform.architecture,
@@ -102,7 +110,14 @@ def plan_variables(
 
 def expand(text: str, variables: Mapping[str, str]) -> str:
     """``$VAR`` and ``${VAR}`` as Go's os.Expand does them; unknown names become ''."""
-    return _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), ""), text)
+
+    def value(match: re.Match[str]) -> str:
+        if match.group("bad") is not None:
+            return ""
+        name = next(group for group in match.groups() if group is not None)
+        return variables.get(name, "")
+
+    return _VARIABLE.sub(value, text)
 
 
 def _line(node: yaml.Node) -> int:
@@ -186,6 +201,7 @@ def _relative(path: Path, workspace: Path) -> str:
 
 def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[str, str]) -> Plan:
     """Read the plan at ``path`` (relative to ``workspace``) as it is for ``platform``."""
+    workspace = workspace.resolve()
     full = (workspace / path).resolve()
     shown = _relative(full, workspace)
     try:
@@ -202,10 +218,20 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # the problem's line, unless the problem is the end of the file: then the line of
+        # what was left open (a quote, a bracket...) is the one to look at
+        mark = exc.problem_mark
+        if mark is None or (mark.index >= len(text) and exc.context_mark is not None):
+            mark = exc.context_mark
         where = f"{shown}:{mark.line + 1}" if mark else shown
+        what = ", ".join(part for part in (exc.context, exc.problem) if part)
+        raise UserError(f"invalid YAML: {what}", where, "fix the YAML syntax") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
         raise UserError(
-            f"invalid YAML: {exc.problem or exc.context}", where, "fix the YAML syntax"
+            f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}",
+            f"{shown}:{line}",
+            "fix the YAML syntax",
         ) from None
     except yaml.YAMLError as exc:
         raise UserError(f"invalid YAML: {exc}", shown, "fix the YAML syntax") from None
@@ -244,6 +270,8 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
     entries = reader.mapping(node, "an image entry")
     where = reader.where(node)
     if "name" not in entries:
+        # a misspelt 'name' is better reported as such than as a missing one
+        reader.check_keys(entries, IMAGE_KEYS, "an image entry")
         raise reader.fail(node, "an image has no 'name'", "add 'name: <image name>'")
     name_node = entries["name"][1]
     name = reader.string(name_node, "name")
@@ -272,11 +300,18 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
     if context_text is not None:
         context = (workspace / context_text).resolve()
         if not context.is_dir():
+            problem = "is not a directory" if context.exists() else "does not exist"
             raise reader.fail(
                 entries["context"][1],
-                f"context directory {context_text!r} of {what} does not exist",
+                f"context directory {context_text!r} of {what} {problem}",
                 "create it or fix the path (relative to the workspace)",
             )
+    if context is not None and items("files"):
+        raise reader.fail(
+            entries["files"][0],
+            f"{what} has both 'context' and 'files'",
+            "with a context, COPY sources are paths in it; drop 'files'",
+        )
     dockerfile_text = text("dockerfile")
     if dockerfile_text is None:
         if context is None:
@@ -307,12 +342,6 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
                 " builds it",
             )
         files.append(path)
-    if context is not None and files:
-        raise reader.fail(
-            entries["files"][0],
-            f"{what} has both 'context' and 'files'",
-            "with a context, COPY sources are paths in it; drop 'files'",
-        )
     platforms = []
     for item_node, item in items("platforms"):
         try:

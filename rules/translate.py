@@ -12,9 +12,11 @@ A Dockerfile names its sources in a Docker build context. doit-oci has two kinds
 
 ``plan_copy`` then does what Docker's COPY does with them: a directory copies its
 contents, a file lands in a destination directory (trailing ``/`` or an existing one) or
-at the destination path, wildcards expand, symlinks inside directories stay symlinks,
-hard links are kept as such, ``--chown``/``--chmod`` apply, and missing parent
-directories are created while existing ones are left alone.
+at the destination path, destinations are resolved through the image's symlinks,
+wildcards expand (Go's ``filepath.Match``), symlinks inside directories stay symlinks,
+hard links are kept as such, ``--chown``/``--chmod`` apply, missing parent directories
+are created while existing ones are left alone, and the directories inside a copied
+directory take their source's mode and owner, existing or not.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import posixpath
 import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +36,7 @@ from rules.errors import UserError
 from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree, image_path, parents
 
 _WILDCARD = re.compile(r"[*?\[]")
+_NUMBER = re.compile(r"[0-9]+")
 
 DigestFn = Callable[[Path, os.stat_result], str]
 
@@ -99,6 +102,8 @@ class ContextDir:
             self.ignore = load(str(self.root))
         except IgnoreError as exc:
             raise UserError(str(exc), "", "fix the pattern") from None
+        self._real_dirs: dict[str, str] = {"": ""}
+        self._holds: dict[str, bool] = {}
 
     def describe(self) -> str:
         return f"the context {_display(self.root, self.workspace)}"
@@ -106,21 +111,59 @@ class ContextDir:
     def shown(self, vpath: str) -> str:
         return vpath or "."
 
+    def _real_dir(self, vpath: str, where: str) -> str:
+        """The context path of directory ``vpath`` with its symlinks followed; a symlink
+        out of the context is an error, as the context sent to Docker has no outside."""
+        known = self._real_dirs.get(vpath)
+        if known is not None:
+            return known
+        real = Path(os.path.realpath(self.root / vpath))
+        if real != self.root and self.root not in real.parents:
+            raise UserError(
+                f"source path {vpath!r} goes through a symlink to {real}, outside the context",
+                where,
+                "copy files from inside the context only",
+            )
+        rel = "" if real == self.root else real.relative_to(self.root).as_posix()
+        self._real_dirs[vpath] = rel
+        return rel
+
+    def _real(self, vpath: str, where: str) -> str:
+        """The context path of ``vpath``, symlinks followed in its parents only."""
+        parent, _, name = vpath.rpartition("/")
+        if not parent:
+            return vpath
+        real_parent = self._real_dir(parent, where)
+        return f"{real_parent}/{name}" if real_parent else name
+
+    def _present(self, rel: str) -> bool:
+        """Whether ``rel`` is in the context Docker would send: not excluded, or an
+        excluded directory that holds something an exception brings back (BuildKit sends
+        such a directory, as the parent of what it holds)."""
+        if not rel or not self.ignore.excluded(rel):
+            return True
+        known = self._holds.get(rel)
+        if known is None:
+            path = self.root / rel
+            known = False
+            if path.is_dir() and not path.is_symlink() and self.ignore.may_include_under(rel):
+                known = any(self._present(f"{rel}/{name}") for name in os.listdir(path))
+            self._holds[rel] = known
+        return known
+
     def node(self, vpath: str, where: str) -> Node | None:
-        if vpath and self.ignore.excluded(vpath):
+        rel = self._real(vpath, where)
+        if not self._present(rel):
             return None
-        return _node(self.root / vpath, vpath, where)
+        return _node(self.root / rel, vpath, where)
 
     def listdir(self, vpath: str, where: str) -> list[str]:
+        rel = self._real_dir(vpath, where)
         names = []
-        for name in sorted(os.listdir(self.root / vpath)):
+        for name in sorted(os.listdir(self.root / rel)):
             _check_name(name, where)
-            child = f"{vpath}/{name}" if vpath else name
-            if self.ignore.excluded(child):
-                is_dir = (self.root / child).is_dir() and not (self.root / child).is_symlink()
-                if not (is_dir and self.ignore.may_include_under(child)):
-                    continue
-            names.append(name)
+            if self._present(f"{rel}/{name}" if rel else name):
+                names.append(name)
         return names
 
     def follow(self, vpath: str, where: str) -> str:
@@ -133,14 +176,20 @@ class ContextDir:
             )
         if not real.exists():
             raise UserError(f"source {vpath!r} is a dangling symlink", where, "fix the link")
-        return str(real.relative_to(self.root)) if real != self.root else ""
+        return real.relative_to(self.root).as_posix() if real != self.root else ""
 
     def fallback(self, pattern: str, where: str) -> list[str]:
         return []
 
 
 class PlanContext:
-    """The seed's context: the Dockerfile, files and targets of an image, by base name."""
+    """The seed's context: the Dockerfile, files and targets of an image, by base name.
+
+    Modes are those docker-copy.sh gives the seed's context (``cp -rp``, then ``chmod``
+    by type, "as they may differ on the host due to umask"): a listed file with any
+    execute bit becomes 0755, any other listed file gets a+r, and a listed directory gets
+    ``chmod -R a+r`` (every file and directory below it gains a+r, nothing more).
+    """
 
     def __init__(
         self, dependencies: Sequence[Path], workspace: Path, arch_out: Path, arch: str
@@ -150,11 +199,16 @@ class PlanContext:
         self.entries: dict[str, Path] = {}
         self.arch_entries: dict[str, Path] = {}
         self.candidates = tuple(dependencies)
+        # base name -> every distinct listed path of that name (two make it ambiguous)
+        self._named: dict[str, list[Path]] = {}
+        self._arch_named: dict[str, list[Path]] = {}
         for dep in dependencies:
             name = dep.name
             if arch_out in dep.parents:
                 self.arch_entries.setdefault(name, dep)
+                _add_distinct(self._arch_named, name, dep)
             self.entries.setdefault(name, dep)
+            _add_distinct(self._named, name, dep)
 
     def describe(self) -> str:
         return "the image's files and targets"
@@ -162,41 +216,83 @@ class PlanContext:
     def shown(self, vpath: str) -> str:
         return vpath or "."
 
-    def _real(self, vpath: str) -> Path | str | None:
-        """The real path, or "" for a virtual directory, or None when missing."""
-        if vpath == "" or vpath == self.arch:
-            return ""
+    def _arch_dir(self) -> bool:
+        """Whether ``<arch>/`` is a virtual directory of the arch's targets."""
+        return bool(self.arch_entries) and self.arch not in self.entries
+
+    def _split(self, vpath: str) -> tuple[dict[str, list[Path]], str, str]:
+        """(the table a path is looked up in, the listed name, the rest below it)."""
         first, _, rest = vpath.partition("/")
-        table = self.entries
-        if first == self.arch and first not in self.entries:
+        if first == self.arch and self._arch_dir():
             first, _, rest = rest.partition("/")
-            table = self.arch_entries
-        dep = table.get(first)
-        if dep is None:
+            return self._arch_named, first, rest
+        return self._named, first, rest
+
+    def _real(self, vpath: str, where: str = "") -> Path | str | None:
+        """The real path, or "" for a virtual directory, or None when missing."""
+        if vpath == "" or (vpath == self.arch and self._arch_dir()):
+            return ""
+        table, first, rest = self._split(vpath)
+        deps = table.get(first)
+        if not deps:
             return None
-        return dep / rest if rest else dep
+        if len(deps) > 1:
+            raise self._ambiguous(vpath, first, deps, where)
+        return deps[0] / rest if rest else deps[0]
+
+    def _ambiguous(self, source: str, name: str, deps: Sequence[Path], where: str) -> UserError:
+        listed = ", ".join(_display(d, self.workspace) for d in deps)
+        return UserError(
+            f"source {source!r} is ambiguous: the image lists several files named {name!r}"
+            f" ({listed})",
+            where,
+            "rename one of them or use a 'context:' directory",
+        )
+
+    def _listed(self, vpath: str) -> bool:
+        """Whether ``vpath`` is a listed file or directory itself, not something below."""
+        return not self._split(vpath)[2]
+
+    def _normalised(self, vpath: str, node: Node | None) -> Node | None:
+        if node is None or node.real is None or node.kind == SYMLINK:
+            return node
+        if node.kind == FILE and self._listed(vpath):
+            mode = 0o755 if node.mode & 0o111 else node.mode | 0o444
+        else:
+            mode = node.mode | 0o444
+        return replace(node, mode=mode)
 
     def node(self, vpath: str, where: str) -> Node | None:
-        real = self._real(vpath)
+        real = self._real(vpath, where)
         if real is None:
             return None
         if real == "":
             return Node(DIR, 0o755, None)
         assert isinstance(real, Path)
         node = _node(real, str(real), where)
-        if node is not None and node.kind == SYMLINK and "/" not in vpath:
+        if node is None and self._listed(vpath):
+            raise UserError(
+                f"source {vpath!r} is {_display(real, self.workspace)} of the plan, which"
+                " does not exist",
+                where,
+                "build it first (run make, or leave SKIP_MAKE unset), or fix the plan's"
+                " 'files' and 'targets'",
+            )
+        if node is not None and node.kind == SYMLINK and self._listed(vpath):
             # a listed file that is a symlink stands for what it points at
             target = Path(os.path.realpath(real))
-            return _node(target, str(target), where) if target.exists() else node
-        return node
+            if target.exists():
+                node = _node(target, str(target), where)
+        return self._normalised(vpath, node)
 
     def listdir(self, vpath: str, where: str) -> list[str]:
-        real = self._real(vpath)
+        real = self._real(vpath, where)
         if real == "":
-            virtual = set(self.entries)
-            if vpath == "" and self.arch_entries:
-                virtual.add(self.arch)
-            if vpath == self.arch and self.arch not in self.entries:
+            if vpath == "":
+                virtual = set(self.entries)
+                if self._arch_dir():
+                    virtual.add(self.arch)
+            else:
                 virtual = set(self.arch_entries)
             return sorted(virtual)
         assert isinstance(real, Path)
@@ -206,7 +302,7 @@ class PlanContext:
         return names
 
     def follow(self, vpath: str, where: str) -> str:
-        real = self._real(vpath)
+        real = self._real(vpath, where)
         assert isinstance(real, Path)
         target = Path(os.path.realpath(real))
         if not target.exists():
@@ -216,7 +312,7 @@ class PlanContext:
             if target == dep_real:
                 return name
             if dep_real in target.parents:
-                return f"{name}/{target.relative_to(dep_real)}"
+                return f"{name}/{target.relative_to(dep_real).as_posix()}"
         raise UserError(
             f"source {vpath!r} is a symlink to {target}, outside the image's files and targets",
             where,
@@ -226,22 +322,33 @@ class PlanContext:
     def fallback(self, pattern: str, where: str) -> list[str]:
         """The seed's lenient search: by base name, then a plan directory at any depth."""
         parts = pattern.split("/")
-        by_name = [n for n, dep in self.entries.items() if n == parts[-1]]
-        if not by_name:
-            for i, part in enumerate(parts[:-1]):
-                dep = self.entries.get(part)
-                if dep is not None and dep.is_dir():
-                    rest = "/".join(parts[i + 1 :])
-                    if (dep / rest).exists() or (dep / rest).is_symlink():
-                        by_name.append(f"{part}/{rest}")
+        by_name = self._named.get(parts[-1], [])
         if len(by_name) > 1:
+            raise self._ambiguous(pattern, parts[-1], by_name, where)
+        found = [parts[-1]] if by_name else []
+        if not found:
+            for i, part in enumerate(parts[:-1]):
+                rest = "/".join(parts[i + 1 :])
+                vpath = f"{part}/{rest}"
+                for dep in self._named.get(part, []):
+                    inside = dep.is_dir() and ((dep / rest).exists() or (dep / rest).is_symlink())
+                    if inside and vpath not in found:
+                        found.append(vpath)
+        if len(found) > 1:
             listed = ", ".join(_display(d, self.workspace) for d in self.candidates)
             raise UserError(
-                f"source {pattern!r} is ambiguous: it matches {', '.join(by_name)}",
+                f"source {pattern!r} is ambiguous: it matches {', '.join(found)}",
                 where,
                 f"rename one of them or use a 'context:' directory (candidates: {listed})",
             )
-        return by_name
+        return found
+
+
+def _add_distinct(table: dict[str, list[Path]], name: str, dep: Path) -> None:
+    known = table.setdefault(name, [])
+    real = os.path.realpath(dep)
+    if all(os.path.realpath(other) != real for other in known):
+        known.append(dep)
 
 
 def _display(path: Path, workspace: Path) -> str:
@@ -252,34 +359,58 @@ def _display(path: Path, workspace: Path) -> str:
 
 
 def _glob_regex(component: str) -> re.Pattern[str]:
-    """Go's filepath.Match for one path component: * ? [...] [^...] and \\ escapes."""
+    """Go's filepath.Match for one path component: ``*``, ``?``, ``[...]`` and ``[^...]``
+    classes with ranges, and ``\\`` escapes. As in Go, only ``^`` negates a class, and a
+    ``-`` or ``]`` inside one must be escaped; a malformed pattern raises ValueError."""
     out = []
     i = 0
-    while i < len(component):
+    size = len(component)
+
+    def char(at: int) -> tuple[str, int]:
+        """One character of a class (maybe escaped), and where the next one starts."""
+        if at >= size or component[at] in "-]":
+            raise ValueError(f"bad character class in {component!r}")
+        if component[at] == "\\":
+            at += 1
+            if at >= size:
+                raise ValueError(f"bad character class in {component!r}")
+        return component[at], at + 1
+
+    while i < size:
         ch = component[i]
-        if ch == "\\" and i + 1 < len(component):
-            out.append(re.escape(component[i + 1]))
-            i += 2
-            continue
         if ch == "*":
             out.append("[^/]*")
         elif ch == "?":
             out.append("[^/]")
+        elif ch == "\\":
+            if i + 1 >= size:
+                raise ValueError(f"trailing '\\' in {component!r}")
+            i += 1
+            out.append(re.escape(component[i]))
         elif ch == "[":
-            end = component.find("]", i + 2)
-            if end < 0:
-                raise ValueError(f"unterminated '[' in {component!r}")
-            body = component[i + 1 : end]
-            negate = body.startswith(("^", "!"))
+            i += 1
+            negate = i < size and component[i] == "^"
             if negate:
-                body = body[1:]
-            body = body.replace("\\", "\\\\")
-            out.append(f"[{'^' if negate else ''}{body}]")
-            i = end
+                i += 1
+            items = []
+            count = 0
+            while not (i < size and component[i] == "]" and count):
+                low, i = char(i)
+                high = low
+                if i < size and component[i] == "-":
+                    high, i = char(i + 1)
+                count += 1
+                if low <= high:  # Go accepts a backwards range, which matches nothing
+                    items.append(re.escape(low) + ("-" + re.escape(high) if high != low else ""))
+            body = "".join(items)
+            if negate:
+                out.append(f"[^/{body}]")
+            else:
+                out.append(f"[{body}]" if body else "(?!)")
         else:
             out.append(re.escape(ch))
         i += 1
-    return re.compile("".join(out) + r"\Z")
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 def _clean_source(source: str, where: str, keyword: str) -> str:
@@ -300,7 +431,11 @@ def _clean_source(source: str, where: str, keyword: str) -> str:
 
 
 def find_sources(context: Context, source: str, where: str, keyword: str) -> list[str]:
-    """The context paths one COPY source names (several for a wildcard; maybe none)."""
+    """The context paths one COPY source names (several for a wildcard; maybe none).
+
+    As in BuildKit, symlinks are followed in the part of a wildcard source before its
+    first wildcard, and not below it: a match must be a real directory to be entered.
+    """
     clean = _clean_source(source, where, keyword)
     if not _WILDCARD.search(clean):
         if context.node(clean, where) is not None:
@@ -314,8 +449,11 @@ def find_sources(context: Context, source: str, where: str, keyword: str) -> lis
             _missing_fix(context),
         )
     matches = [""]
+    wild = False
     for component in clean.split("/"):
         if not _WILDCARD.search(component):
+            if wild:
+                matches = [m for m in matches if _is_dir(context, m, where)]
             matches = [f"{m}/{component}" if m else component for m in matches]
             matches = [m for m in matches if context.node(m, where) is not None]
             continue
@@ -327,14 +465,24 @@ def find_sources(context: Context, source: str, where: str, keyword: str) -> lis
             ) from None
         grown = []
         for match in matches:
+            listed = match
             node = context.node(match, where)
+            if node is not None and node.kind == SYMLINK and not wild:
+                listed = context.follow(match, where)
+                node = context.node(listed, where)
             if node is None or node.kind != DIR:
                 continue
-            for name in context.listdir(match, where):
+            for name in context.listdir(listed, where):
                 if regex.match(name):
                     grown.append(f"{match}/{name}" if match else name)
         matches = grown
-    return sorted(matches)
+        wild = True
+    return sorted(m for m in matches if context.node(m, where) is not None)
+
+
+def _is_dir(context: Context, vpath: str, where: str) -> bool:
+    node = context.node(vpath, where)
+    return node is not None and node.kind == DIR
 
 
 def _missing_fix(context: Context) -> str:
@@ -351,15 +499,22 @@ class Owner:
 
 
 def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: str) -> Owner:
-    """``--chown=user[:group]`` by id or by name from the image's /etc/passwd and /etc/group."""
+    """``--chown=user[:group]`` by id or by name from the image's /etc/passwd and /etc/group.
+
+    As in BuildKit, a user given alone by name gets its primary group from /etc/passwd,
+    and one given alone by id gets the same id as its group.
+    """
     user, has_group, group = text.partition(":")
     if not user or (has_group and not group):
         raise UserError(f"invalid --chown {text!r}", where, "write --chown=user[:group]")
 
-    def lookup(name: str, file: str) -> int:
-        if name.isdigit():
-            return int(name)
-        entry = tree.get(tree.resolve(file))
+    def lookup(name: str, file: str) -> tuple[int, int]:
+        """The id of ``name`` in ``file``, and the primary group id its line gives."""
+        if _NUMBER.fullmatch(name):
+            return int(name), int(name)
+        entry = tree.get(tree.realpath(file))
+        if entry is not None and entry.kind == HARDLINK:
+            entry = tree.get(entry.link)
         if entry is None or entry.kind != FILE:
             raise UserError(
                 f"--chown names {name!r} but the image has no /{file} to look it up in",
@@ -368,16 +523,18 @@ def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: st
             )
         for line in read(entry).decode("utf-8", "replace").splitlines():
             fields = line.split(":")
-            if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
-                return int(fields[2])
+            if len(fields) >= 3 and fields[0] == name and _NUMBER.fullmatch(fields[2]):
+                number = int(fields[2])
+                primary = fields[3] if len(fields) >= 4 else ""
+                return number, int(primary) if _NUMBER.fullmatch(primary) else number
         raise UserError(
             f"--chown: no {'user' if file.endswith('passwd') else 'group'} {name!r} in /{file}",
             where,
             "add it to that file in the base image, or use a numeric id",
         )
 
-    uid = lookup(user, "etc/passwd")
-    gid = lookup(group, "etc/group") if has_group else uid
+    uid, primary_gid = lookup(user, "etc/passwd")
+    gid = lookup(group, "etc/group")[0] if has_group else primary_gid
     return Owner(uid, gid)
 
 
@@ -395,40 +552,47 @@ def plan_copy(
     workspace: Path,
     digest: DigestFn,
 ) -> list[Entry]:
-    """The entries of the layer that ``step`` adds on top of ``lower``, sorted."""
+    """The entries of the layer that ``step`` adds on top of ``lower``, sorted.
+
+    Destinations are resolved as BuildKit resolves them, through the image's symlinks
+    (the last component too). A directory source copies its contents; the directories
+    inside it are written with their own mode and owner even where the image already has
+    them, while the destination and its parents are only created when missing (0755,
+    owned by the --chown user, as BuildKit creates them). A file or
+    symlink cannot replace a directory, nor a directory a file or symlink.
+    """
     owner = (
         parse_chown(step.chown, lower, _read_entry(workspace), step.where)
         if step.chown
         else Owner(0, 0)
     )
     out: dict[str, Entry] = {}
-    seen_inodes: dict[tuple[int, int], str] = {}
+    # path -> (source index, device, inode) of copied files that have several links
+    inodes: dict[str, tuple[int, int, int]] = {}
+
+    def existing(path: str) -> Entry | None:
+        entry = out.get(path)
+        return entry if entry is not None else lower.get(path)
 
     def have_dir(path: str) -> bool:
         entry = out.get(path)
-        return (entry is not None and entry.kind == DIR) or lower.is_dir(path)
+        return entry.kind == DIR if entry is not None else lower.is_dir(path)
 
-    def make_dirs(path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
+    def make_dirs(path: str, uid: int = 0, gid: int = 0) -> None:
+        """Create what is missing of ``path`` and its parents: 0755, owned as given."""
         for parent in [*parents(path), path] if path else []:
-            if parent in out or lower.get(lower.resolve(parent)) is not None:
-                existing = out.get(parent) or lower.get(lower.resolve(parent))
-                if existing is not None and existing.kind not in (DIR, SYMLINK):
-                    raise UserError(
-                        f"cannot create directory /{parent}: the image has a file there",
-                        step.where,
-                        "choose another destination",
-                    )
-                continue
-            out[parent] = Entry(
-                parent,
-                DIR,
-                mode if parent == path else 0o755,
-                uid if parent == path else 0,
-                gid if parent == path else 0,
-            )
+            found = existing(parent)
+            if found is None:
+                out[parent] = Entry(parent, DIR, 0o755, uid, gid)
+            elif found.kind not in (DIR, SYMLINK):
+                raise UserError(
+                    f"cannot create directory /{parent}: the image has a file there",
+                    step.where,
+                    "choose another destination",
+                )
 
     for workdir in step.workdirs:
-        make_dirs(lower.resolve(image_path(workdir)))
+        make_dirs(lower.realpath(image_path(workdir)))
     if context is None:
         return _sorted(out)
 
@@ -448,30 +612,49 @@ def plan_copy(
             step.where,
             f"write the destination as {step.dest.rstrip('/')}/",
         )
-    dest = lower.resolve(image_path(step.dest))
+    dest = lower.realpath(image_path(step.dest))
 
-    def emit(vpath: str, node: Node, target: str) -> None:
+    def refuse(vpath: str, target: str, found: Entry, is_dir: bool) -> UserError:
+        shown = context.shown(vpath) if context is not None else vpath
+        what = "directory" if is_dir else "file"
+        if found.kind == DIR:
+            there, fix = "a directory", "choose another destination"
+        elif found.kind == SYMLINK:
+            there = "a symlink"
+            fix = f"copy into /{lower.realpath(target)}, where the symlink points, instead"
+        else:
+            there, fix = "a file", "choose another destination"
+        return UserError(
+            f"cannot copy {what} {shown} onto /{target}, which is {there} in the image",
+            step.where,
+            fix,
+        )
+
+    def emit(vpath: str, node: Node, target: str, index: int, top: bool = False) -> None:
         if node.kind == DIR:
-            mode = step.chmod if step.chmod is not None else node.mode
-            existing = out.get(target) or (lower.get(target) if target else None)
-            if target and (existing is None or existing.kind != DIR):
-                if existing is not None and existing.kind != SYMLINK and target not in out:
-                    raise UserError(
-                        f"cannot copy directory {context.shown(vpath)} onto /{target}, which is a"
-                        " file in the image",
-                        step.where,
-                        "choose another destination",
-                    )
-                make_dirs(posixpath.dirname(target))
+            found = existing(target) if target else None
+            if found is not None and found.kind != DIR:
+                raise refuse(vpath, target, found, True)
+            if target and top:
+                # the destination is not the source directory: BuildKit creates it when
+                # missing, 0755 and owned by --chown, and leaves an existing one alone
+                make_dirs(target, owner.uid, owner.gid)
+            elif target:
+                make_dirs(posixpath.dirname(target), owner.uid, owner.gid)
+                mode = step.chmod if step.chmod is not None else node.mode
                 out[target] = Entry(target, DIR, mode, owner.uid, owner.gid)
             for name in context.listdir(vpath, step.where):
                 child = f"{vpath}/{name}" if vpath else name
                 child_node = context.node(child, step.where)
                 if child_node is None:
                     continue
-                emit(child, child_node, f"{target}/{name}" if target else name)
+                emit(child, child_node, f"{target}/{name}" if target else name, index)
             return
-        make_dirs(posixpath.dirname(target))
+        found = existing(target)
+        if found is not None and found.kind == DIR:
+            raise refuse(vpath, target, found, False)
+        make_dirs(posixpath.dirname(target), owner.uid, owner.gid)
+        inodes.pop(target, None)
         if node.kind == SYMLINK:
             assert node.real is not None
             out[target] = Entry(
@@ -480,11 +663,8 @@ def plan_copy(
             return
         assert node.real is not None and node.st is not None
         mode = step.chmod if step.chmod is not None else node.mode
-        key = (node.st.st_dev, node.st.st_ino)
-        if node.st.st_nlink > 1 and key in seen_inodes and seen_inodes[key] != target:
-            out[target] = Entry(target, HARDLINK, mode, owner.uid, owner.gid, link=seen_inodes[key])
-            return
-        seen_inodes.setdefault(key, target)
+        if node.st.st_nlink > 1:
+            inodes[target] = (index, node.st.st_dev, node.st.st_ino)
         out[target] = Entry(
             target,
             FILE,
@@ -496,27 +676,42 @@ def plan_copy(
             source=_display(node.real, workspace),
         )
 
-    for vpath in sources:
+    for index, vpath in enumerate(sources):
+        name = posixpath.basename(vpath)  # the name written (or matched), not followed
         node = context.node(vpath, step.where)
         if node is not None and node.kind == SYMLINK:
             vpath = context.follow(vpath, step.where)
             node = context.node(vpath, step.where)
-        assert node is not None
-        if node.kind == DIR:
-            emit(vpath, node, dest)
-        elif step.dest_is_dir or have_dir(dest):
-            emit(
-                vpath,
-                node,
-                f"{dest}/{posixpath.basename(vpath)}" if dest else posixpath.basename(vpath),
+        if node is None:
+            raise UserError(
+                f"{step.keyword} source {vpath!r} not found in {context.describe()}",
+                step.where,
+                _missing_fix(context),
             )
+        if node.kind == DIR:
+            emit(vpath, node, dest, index, top=True)
+        elif step.dest_is_dir or have_dir(dest):
+            emit(vpath, node, f"{dest}/{name}" if dest else name, index)
         else:
-            if not dest:
-                raise UserError(
-                    "cannot copy a file onto /", step.where, "write the destination as /"
-                )
-            emit(vpath, node, dest)
+            emit(vpath, node, dest, index)
+    _link_hard_links(out, inodes)
     return _sorted(out)
+
+
+def _link_hard_links(out: dict[str, Entry], inodes: dict[str, tuple[int, int, int]]) -> None:
+    """Store a file that one source holds under several names once: the first name in
+    layer order as a file, the others as hard links to it (as BuildKit's copier does,
+    with one hard-link map per source)."""
+    first: dict[tuple[int, int, int], str] = {}
+    for path in sorted(inodes, key=lambda p: tuple(p.split("/"))):
+        entry = out[path]
+        key = inodes[path]
+        if entry.kind != FILE:
+            continue
+        if key in first:
+            out[path] = Entry(path, HARDLINK, entry.mode, entry.uid, entry.gid, link=first[key])
+        else:
+            first[key] = path
 
 
 def _sorted(entries: dict[str, Entry]) -> list[Entry]:

@@ -74,7 +74,16 @@ class Tree:
     def resolve(self, path: str, limit: int = 40) -> str:
         """Follow symlinks in the parent components of ``path``, as a copy into the image
         would (the last component is not followed). Targets stay inside the image."""
-        parts = [p for p in path.split("/") if p]
+        return self._walk(path, follow_last=False, limit=limit)
+
+    def realpath(self, path: str, limit: int = 40) -> str:
+        """Follow symlinks in every component of ``path``, the last one too, as Docker
+        resolves a COPY destination. Targets stay inside the image; a dangling link
+        resolves to the path it names."""
+        return self._walk(path, follow_last=True, limit=limit)
+
+    def _walk(self, path: str, follow_last: bool, limit: int) -> str:
+        parts = [p for p in path.split("/") if p and p != "."]
         done: list[str] = []
         hops = 0
         while parts:
@@ -85,7 +94,12 @@ class Tree:
                 continue
             current = "/".join([*done, part])
             entry = self._entries.get(current)
-            if parts and entry is not None and entry.kind == SYMLINK and hops < limit:
+            if (
+                (parts or follow_last)
+                and entry is not None
+                and entry.kind == SYMLINK
+                and hops < limit
+            ):
                 hops += 1
                 target = entry.link
                 base = [] if target.startswith("/") else done
@@ -96,12 +110,11 @@ class Tree:
         return "/".join(done)
 
     def is_dir(self, path: str) -> bool:
-        if path == "":
+        """Whether ``path`` is a directory, following symlinks (the last one too)."""
+        real = self.realpath(path)
+        if real == "":
             return True
-        entry = self._entries.get(self.resolve(path))
-        if entry is not None and entry.kind == SYMLINK:
-            target = posixpath.normpath(posixpath.join("/" + posixpath.dirname(path), entry.link))
-            entry = self._entries.get(self.resolve(image_path(target)))
+        entry = self._entries.get(real)
         return entry is not None and entry.kind == DIR
 
     def __contains__(self, path: object) -> bool:

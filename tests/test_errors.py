@@ -33,26 +33,43 @@ def assert_nothing_half_written(workspace: Path) -> None:
 
 
 PLAN_ERRORS = [
-    ("images:\n- name: a\n  dockerfile: [x\n", "plans/images.yaml:4", "invalid YAML"),
+    ("images:\n- name: a\n  dockerfile: [x\n", "plans/images.yaml:3", "invalid YAML"),
     ("images:\n- name: a\n  dockerfil: x\n", "plans/images.yaml:3", "did you mean 'dockerfile'"),
     ("images:\n- name: [a]\n", "plans/images.yaml:2", "name must be a string"),
-    ("images:\n- name: a\n  dockerfile: example/hello/Dockerfile\n  base: yes please\n",
-     "plans/images.yaml:4", "true or false"),
-    ("images:\n- name: a\n  dockerfile: nope/Dockerfile\n", "plans/images.yaml:3",
-     "'nope/Dockerfile' of image 'a' does not exist"),
-    ("images:\n- name: a\n  dockerfile: example/hello/Dockerfile\n  files: [nope.txt]\n",
-     "plans/images.yaml:4", "file 'nope.txt' of image 'a' does not exist"),
-    ("images:\n- name: a\n  dockerfile: example/hello/Dockerfile\n"
-     "- name: a\n  dockerfile: example/hello/Dockerfile\n",
-     "plans/images.yaml:4", "used twice (first at plans/images.yaml:2)"),
-    ("images:\n- name: Bad Name\n  dockerfile: example/hello/Dockerfile\n",
-     "plans/images.yaml:2", "invalid image name"),
+    (
+        "images:\n- name: a\n  dockerfile: example/hello/Dockerfile\n  base: yes please\n",
+        "plans/images.yaml:4",
+        "true or false",
+    ),
+    (
+        "images:\n- name: a\n  dockerfile: nope/Dockerfile\n",
+        "plans/images.yaml:3",
+        "'nope/Dockerfile' of image 'a' does not exist",
+    ),
+    (
+        "images:\n- name: a\n  dockerfile: example/hello/Dockerfile\n  files: [nope.txt]\n",
+        "plans/images.yaml:4",
+        "file 'nope.txt' of image 'a' does not exist",
+    ),
+    (
+        "images:\n- name: a\n  dockerfile: example/hello/Dockerfile\n"
+        "- name: a\n  dockerfile: example/hello/Dockerfile\n",
+        "plans/images.yaml:4",
+        "used twice (first at plans/images.yaml:2)",
+    ),
+    (
+        "images:\n- name: Bad Name\n  dockerfile: example/hello/Dockerfile\n",
+        "plans/images.yaml:2",
+        "invalid image name",
+    ),
     ("imagez: []\n", "plans/images.yaml:1", "did you mean 'images'"),
 ]
 
 
 @pytest.mark.parametrize(("plan", "where", "what"), PLAN_ERRORS)
-def test_plan_errors_name_the_file_and_line(example: Path, plan: str, where: str, what: str) -> None:
+def test_plan_errors_name_the_file_and_line(
+    example: Path, plan: str, where: str, what: str
+) -> None:
     (example / "plans" / "images.yaml").write_text(plan)
     run = doit(example, "build_images")
     assert_one_line_error(run, where, what)
@@ -84,13 +101,10 @@ def test_a_base_cycle(example: Path) -> None:
 DOCKERFILE_ERRORS = [
     ("ENV GREETING", "RUN make hello", "RUN is not supported"),
     ("ARG TARGETARCH", "FETCH x", "unknown instruction 'FETCH'"),
-    ("ARG TARGETARCH", "COPY --from=build /a /b",
-     "COPY --from is not supported"),
+    ("ARG TARGETARCH", "COPY --from=build /a /b", "COPY --from is not supported"),
     ("ARG TARGETARCH", "ADD https://example.com/x /x", "ADD of a URL"),
     ("ARG TARGETARCH", "COPY <<EOF /x", "heredocs"),
     ("ARG TARGETARCH", 'CMD ["a", 1]', "strings"),
-    ("FROM ${BASE_DISTRIBUTION:-debug}", "FROM elsewhere.io/nope",
-     "base image 'elsewhere.io/nope' is neither scratch nor an image of this plan"),
 ]
 
 
@@ -107,12 +121,29 @@ def test_dockerfile_errors_stop_before_any_work(
     assert not (example / "out").exists() or not (example / "out" / "oci").exists()
 
 
-def test_a_missing_copy_source_fails_its_translate_task(example: Path) -> None:
-    edit(example / "example" / "whoami" / "Dockerfile", "COPY ${TARGETARCH:-amd64}/whoami",
-         "COPY nothing-here.txt /etc/\nCOPY ${TARGETARCH:-amd64}/whoami")
+def test_a_base_that_is_not_in_the_plan(example: Path) -> None:
+    dockerfile = example / "example" / "hello" / "Dockerfile"
+    number = dockerfile.read_text().splitlines().index("FROM base AS debug") + 1
+    edit(dockerfile, "FROM base AS debug", "FROM elsewhere.io/nope AS debug")
     run = doit(example, "build_images")
-    line = assert_one_line_error(run, "example/whoami/Dockerfile:8",
-                                 "COPY source 'nothing-here.txt' not found")
+    assert_one_line_error(
+        run,
+        f"example/hello/Dockerfile:{number}",
+        "base image 'elsewhere.io/nope' is neither scratch nor an image of this plan",
+    )
+    assert not (example / "out").exists()
+
+
+def test_a_missing_copy_source_fails_its_translate_task(example: Path) -> None:
+    edit(
+        example / "example" / "whoami" / "Dockerfile",
+        "COPY ${TARGETARCH:-amd64}/whoami",
+        "COPY nothing-here.txt /etc/\nCOPY ${TARGETARCH:-amd64}/whoami",
+    )
+    run = doit(example, "build_images")
+    line = assert_one_line_error(
+        run, "example/whoami/Dockerfile:8", "COPY source 'nothing-here.txt' not found"
+    )
     assert "the image has: Dockerfile, whoami" in line
     assert "translate:whoami" in run.executed
     assert not (example / "out" / "build" / "linux_amd64" / "whoami" / "image.json").exists()
@@ -132,7 +163,7 @@ def test_a_failing_make_shows_its_output(example: Path) -> None:
     ("args", "env", "what"),
     [
         (("--tag", "bad tag"), {}, "invalid tag 'bad tag'"),
-        ((), {"HUB": "UPPER.case:5000/x"}, "invalid hub"),
+        ((), {"HUB": "localhost:5000/Upper"}, "invalid hub"),
         (("--architectures", "linux"), {}, "platform 'linux' is not os/arch"),
         (("--compression", "brotli"), {}, "unknown compression 'brotli'"),
         (("--build-arg", "A=1"), {}, "write --build-arg=A=1"),

@@ -110,7 +110,7 @@ def test_rootfs_holds_the_sources_byte_for_byte(built_example: Path, tmp_path: P
         "etc": ("dir", 0o755, 0, 0),
         "etc/group": ("file", 0o644, 0, 0),
         "etc/passwd": ("file", 0o644, 0, 0),
-        "etc/showconfig": ("dir", 0o755, 0, 0),
+        "etc/showconfig": ("dir", 0o755, 1337, 1337),  # made by COPY --chown
         "etc/showconfig/config.json": ("file", 0o644, 1337, 1337),
         "etc/ssl": ("dir", 0o755, 0, 0),
         "etc/ssl/certs": ("dir", 0o755, 0, 0),
@@ -217,7 +217,7 @@ def test_a_workspace_elsewhere_with_another_plan(tmp_path: Path) -> None:
         "- name: base\n"
         "  dockerfile: example/base/Dockerfile.base\n"
         "  files: [example/base/passwd, example/base/group, example/base/ca-certificates.crt]\n"
-        "  targets: ['${TARGET_OUT}/tmp']\n"
+        "  targets: ['${TARGET_OUT}/rootfs']\n"
         "  base: true\n"
         "- name: distroless\n"
         "  dockerfile: example/base/Dockerfile.distroless\n"

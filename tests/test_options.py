@@ -1,0 +1,369 @@
+"""Tests of rules.options: doit command lines, environment fallbacks, checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.oci import Platform
+from rules.errors import UserError
+from rules.options import DEFAULT_PLAN, OPTIONS, Options, read_argv, read_options
+
+TASK = "build_images"
+AMD64 = Platform("linux", "amd64")
+ARM64 = Platform("linux", "arm64")
+
+
+# -- read_argv: the words after the task's name ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "found"),
+    [
+        ([], {}),
+        ([TASK], {}),
+        ([TASK, "--plan", "plans/x.yaml"], {"plan": ["plans/x.yaml"]}),
+        ([TASK, "--plan=plans/x.yaml"], {"plan": ["plans/x.yaml"]}),
+        ([TASK, "--plan="], {"plan": [""]}),
+        (["run", TASK, "--tag", "1.2"], {"tag": ["1.2"]}),
+        # repeated options, both spellings
+        (
+            [TASK, "--build-arg=A=1", "--build-arg=B=x=y", "--build-arg=C="],
+            {"build_arg": ["A=1", "B=x=y", "C="]},
+        ),
+        ([TASK, "--hub", "a", "--hub=b"], {"hub": ["a", "b"]}),
+        (
+            [TASK, "--targets", "pilot,proxyv2", "--architectures", "linux/arm64"],
+            {"targets": ["pilot,proxyv2"], "architectures": ["linux/arm64"]},
+        ),
+        ([TASK, "--compression", "gzip"], {"compression": ["gzip"]}),
+        # global doit options before the task are not ours
+        (["-n", "4", "--verbosity", "2", TASK, "--tag", "t"], {"tag": ["t"]}),
+        (["--plan", "global.yaml", TASK], {}),
+        (["-f", "dodo.py", "run", TASK, "--plan", "p.yaml"], {"plan": ["p.yaml"]}),
+        # options of other tasks are ignored; a second task name ends ours
+        (["other", "--plan", "o.yaml", TASK, "--plan", "p.yaml"], {"plan": ["p.yaml"]}),
+        ([TASK, "--plan", "p.yaml", "other", "--plan", "o.yaml"], {"plan": ["p.yaml"]}),
+        ([TASK, "--tag", "1", "other", "--tag", "2", TASK, "--tag", "3"], {"tag": ["1", "3"]}),
+        ([TASK, "other", "--tag", "2"], {}),
+        # the task's name as an option value is a value
+        ([TASK, "--plan", TASK, "--tag", "t"], {"plan": [TASK], "tag": ["t"]}),
+        # options we do not know are skipped, flag-like or with '='
+        ([TASK, "--push", "--tag", "t", "--save=x", "--hub", "h"], {"tag": ["t"], "hub": ["h"]}),
+        # NAME=VALUE words are doit variables: skipped, they do not end our options
+        ([TASK, "DEBUG=1", "--tag", "t"], {"tag": ["t"]}),
+        # a word that is neither an option nor a value ends them
+        ([TASK, "--tag", "t", "-x", "--hub", "h"], {"tag": ["t"]}),
+        # a prefix of the task's name is another task
+        (["build", "--tag", "t"], {}),
+        (["build_images:hello", "--tag", "t"], {}),
+    ],
+)
+def test_read_argv(argv: list[str], found: dict[str, list[str]]) -> None:
+    assert read_argv(argv, TASK) == found
+
+
+def test_read_argv_other_task_name() -> None:
+    argv = ["build_images", "--tag", "a", "ci_images", "--tag", "b"]
+    assert read_argv(argv, "ci_images") == {"tag": ["b"]}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([TASK, "--plan"], "command line: option --plan needs a value; write --plan VALUE"),
+        (
+            [TASK, "--tag", "1", "--hub"],
+            "command line: option --hub needs a value; write --hub VALUE",
+        ),
+        (
+            [TASK, "--build-arg", "A=1"],
+            "command line: --build-arg A=1 would be read by doit as a variable of its own;"
+            " write --build-arg=A=1",
+        ),
+    ],
+)
+def test_read_argv_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        read_argv(argv, TASK)
+    assert str(caught.value) == message
+
+
+def test_every_option_has_a_flag_and_help() -> None:
+    assert [o.flag for o in OPTIONS] == [
+        "plan",
+        "hub",
+        "tag",
+        "targets",
+        "architectures",
+        "build-arg",
+        "compression",
+    ]
+    assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
+
+
+# -- read_options: command line > environment > default --------------------------------------
+
+
+def test_defaults() -> None:
+    assert read_options([], {}) == Options(
+        plan=DEFAULT_PLAN,
+        hubs=(),
+        tags=("latest",),
+        targets=(),
+        platforms=(AMD64,),
+        build_args=(),
+        compression="none",
+        skip_make=False,
+        epoch=0,
+    )
+    assert read_options([], {}, default_plan="plans/own.yaml").plan == "plans/own.yaml"
+
+
+def _opts(argv: list[str], environ: dict[str, str], **kwargs: str) -> Options:
+    return read_options([TASK, *argv], environ, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "field", "value"),
+    [
+        # plan
+        (["--plan", "a.yaml"], {}, "plan", "a.yaml"),
+        (["--plan=a.yaml", "--plan=b.yaml"], {}, "plan", "b.yaml"),
+        ([], {"PLAN": "env.yaml"}, "plan", "env.yaml"),
+        (["--plan", "cli.yaml"], {"PLAN": "env.yaml"}, "plan", "cli.yaml"),
+        ([], {"PLAN": ""}, "plan", DEFAULT_PLAN),
+        (["--plan="], {"PLAN": "env.yaml"}, "plan", DEFAULT_PLAN),
+        # hubs
+        ([], {"HUB": "localhost:5000"}, "hubs", ("localhost:5000",)),
+        ([], {"HUB": "localhost:5000/istio/"}, "hubs", ("localhost:5000/istio",)),
+        ([], {"HUBS": "gcr.io/a docker.io/b"}, "hubs", ("gcr.io/a", "docker.io/b")),
+        ([], {"HUBS": "gcr.io/a", "HUB": "ignored.io"}, "hubs", ("gcr.io/a",)),
+        ([], {"HUBS": "", "HUB": "h.io"}, "hubs", ("h.io",)),
+        ([], {"HUB": ""}, "hubs", ()),
+        # on the command line, lists are comma-separated, as the seed's flags
+        (["--hub", "a.io,b.io", "--hub", "c.io"], {}, "hubs", ("a.io", "b.io", "c.io")),
+        (["--hub", "cli.io"], {"HUBS": "x.io y.io", "HUB": "z.io"}, "hubs", ("cli.io",)),
+        (["--hub", "a.io", "--hub", "a.io/"], {}, "hubs", ("a.io",)),
+        # tags
+        ([], {"TAG": "1.2"}, "tags", ("1.2",)),
+        ([], {"TAG": ""}, "tags", ("latest",)),
+        ([], {"TAGS": "1.2 latest"}, "tags", ("1.2", "latest")),
+        ([], {"TAGS": "1.2", "TAG": "ignored"}, "tags", ("1.2",)),
+        ([], {"TAGS": "", "TAG": "t"}, "tags", ("t",)),
+        (["--tag", "a,b", "--tag", "c"], {"TAGS": "x"}, "tags", ("a", "b", "c")),
+        (["--tag", "a", "--tag", "a"], {}, "tags", ("a",)),
+        # targets: the seed's docker. prefix is stripped
+        ([], {"DOCKER_TARGETS": "docker.pilot docker.proxyv2"}, "targets", ("pilot", "proxyv2")),
+        ([], {"DOCKER_TARGETS": "pilot,app"}, "targets", ("pilot", "app")),
+        ([], {"DOCKER_TARGETS": " docker.pilot  pilot docker. "}, "targets", ("pilot",)),
+        ([], {"DOCKER_TARGETS": ""}, "targets", ()),
+        (["--targets", "hello"], {"DOCKER_TARGETS": "docker.pilot"}, "targets", ("hello",)),
+        (["--targets", "a", "--targets", "b,c"], {}, "targets", ("a", "b", "c")),
+        # platforms
+        ([], {"DOCKER_ARCHITECTURES": "linux/amd64,linux/arm64"}, "platforms", (AMD64, ARM64)),
+        ([], {"DOCKER_ARCHITECTURES": "linux/arm64"}, "platforms", (ARM64,)),
+        ([], {"DOCKER_ARCHITECTURES": ""}, "platforms", (AMD64,)),
+        (
+            [],
+            {"DOCKER_ARCHITECTURES": "linux/arm64,linux/arm64, linux/amd64"},
+            "platforms",
+            (ARM64, AMD64),
+        ),
+        (
+            ["--architectures", "linux/arm/v7"],
+            {"DOCKER_ARCHITECTURES": "linux/arm64"},
+            "platforms",
+            (Platform("linux", "arm", "v7"),),
+        ),
+        # build args: command line only
+        (
+            ["--build-arg=A=1", "--build-arg=B="],
+            {"A": "env"},
+            "build_args",
+            (("A", "1"), ("B", "")),
+        ),
+        (["--build-arg=_X=a=b"], {}, "build_args", (("_X", "a=b"),)),
+        # compression
+        ([], {"COMPRESSION": "gzip"}, "compression", "gzip"),
+        ([], {"COMPRESSION": ""}, "compression", "none"),
+        (["--compression", "none"], {"COMPRESSION": "gzip"}, "compression", "none"),
+        # SKIP_MAKE, as the seed reads it
+        ([], {"SKIP_MAKE": "true"}, "skip_make", True),
+        ([], {"SKIP_MAKE": "1"}, "skip_make", False),
+        ([], {"SKIP_MAKE": ""}, "skip_make", False),
+        # SOURCE_DATE_EPOCH
+        ([], {"SOURCE_DATE_EPOCH": "1700000000"}, "epoch", 1700000000),
+        ([], {"SOURCE_DATE_EPOCH": "0"}, "epoch", 0),
+        ([], {"SOURCE_DATE_EPOCH": ""}, "epoch", 0),
+    ],
+)
+def test_read_options(argv: list[str], environ: dict[str, str], field: str, value: object) -> None:
+    assert getattr(_opts(argv, environ), field) == value
+
+
+def test_options_of_another_task_fall_back_to_the_environment() -> None:
+    options = read_options(
+        ["other", "--tag", "cli", "--plan", "cli.yaml"], {"TAG": "env", "PLAN": "env.yaml"}
+    )
+    assert (options.tags, options.plan) == (("env",), "env.yaml")
+
+
+def test_a_realistic_command_line() -> None:
+    argv = [
+        "-n",
+        "4",
+        TASK,
+        "--plan",
+        "tools/docker.yaml",
+        "--hub=localhost:5000/istio",
+        "--tag",
+        "1.2,latest",
+        "--architectures",
+        "linux/amd64,linux/arm64",
+        "--build-arg=BASE_DISTRIBUTION=distroless",
+        "--build-arg=ISTIO_VERSION=1.2",
+        "--compression",
+        "gzip",
+        "list",
+        "--tag",
+        "ignored",
+    ]
+    environ = {"HUB": "ignored.io", "TAG": "ignored", "SKIP_MAKE": "true", "SOURCE_DATE_EPOCH": "5"}
+    assert read_options(argv, environ) == Options(
+        plan="tools/docker.yaml",
+        hubs=("localhost:5000/istio",),
+        tags=("1.2", "latest"),
+        targets=(),
+        platforms=(AMD64, ARM64),
+        build_args=(("BASE_DISTRIBUTION", "distroless"), ("ISTIO_VERSION", "1.2")),
+        compression="gzip",
+        skip_make=True,
+        epoch=5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (
+            ["--tag", "-bad"],
+            {},
+            "options: invalid tag '-bad': a tag is 1 to 128 letters, digits, '_', '.' or '-',"
+            " not starting with '.' or '-'; fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+        ),
+        (
+            [],
+            {"TAG": "a:b"},
+            "options: invalid tag 'a:b': a tag is 1 to 128 letters, digits, '_', '.' or '-',"
+            " not starting with '.' or '-'; fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+        ),
+        (
+            ["--tag", "bad tag"],
+            {},
+            "options: invalid tag 'bad tag': a tag is 1 to 128 letters, digits, '_', '.' or '-',"
+            " not starting with '.' or '-'; fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+        ),
+        (
+            ["--hub", "a.io b.io"],
+            {},
+            "options: invalid hub 'a.io b.io': 'a.io b.io' is not a registry host such as"
+            " localhost:5000 or gcr.io; fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+        ),
+        (["--tag", ","], {}, "options: no tag given; give --tag TAG or TAG=..."),
+        ([], {"TAGS": "  "}, "options: no tag given; give --tag TAG or TAG=..."),
+        (
+            ["--hub", "Bad"],
+            {},
+            "options: invalid hub 'Bad': each '/'-separated part of the path 'Bad' is lowercase"
+            " letters and digits, joined by '.', '_', '__' or '-';"
+            " fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+        ),
+        (
+            [],
+            {"HUB": "http://localhost:5000"},
+            "options: invalid hub 'http://localhost:5000': 'http:' is not a registry host such as"
+            " localhost:5000 or gcr.io; fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+        ),
+        (
+            ["--architectures", "linux"],
+            {},
+            "options: platform 'linux' is not os/arch[/variant];"
+            " write --architectures linux/amd64,linux/arm64",
+        ),
+        (
+            [],
+            {"DOCKER_ARCHITECTURES": "linux/amd64/v1/x"},
+            "options: platform 'linux/amd64/v1/x' is not os/arch[/variant];"
+            " write --architectures linux/amd64,linux/arm64",
+        ),
+        (
+            ["--architectures", "linux/amd64 linux/arm64"],
+            {},
+            "options: platform 'linux/amd64 linux/arm64' is not os/arch[/variant];"
+            " write --architectures linux/amd64,linux/arm64",
+        ),
+        (
+            ["--architectures", ","],
+            {},
+            "options: no platform given; write --architectures linux/amd64,linux/arm64",
+        ),
+        (
+            ["--build-arg=NOVALUE"],
+            {},
+            "command line: invalid --build-arg 'NOVALUE'; write --build-arg NAME=VALUE",
+        ),
+        (
+            ["--build-arg=1A=x"],
+            {},
+            "command line: invalid --build-arg '1A=x'; write --build-arg NAME=VALUE",
+        ),
+        (
+            ["--build-arg==x"],
+            {},
+            "command line: invalid --build-arg '=x'; write --build-arg NAME=VALUE",
+        ),
+        (
+            ["--build-arg=A-B=x"],
+            {},
+            "command line: invalid --build-arg 'A-B=x'; write --build-arg NAME=VALUE",
+        ),
+        (
+            ["--compression", "zstd"],
+            {},
+            "options: unknown compression 'zstd'; choose one of none, gzip",
+        ),
+        (
+            [],
+            {"COMPRESSION": "GZIP"},
+            "options: unknown compression 'GZIP'; choose one of none, gzip",
+        ),
+        (
+            [],
+            {"SOURCE_DATE_EPOCH": "-1"},
+            "environment: SOURCE_DATE_EPOCH='-1' is not a number of seconds;"
+            " set it to an integer such as 0",
+        ),
+        (
+            [],
+            {"SOURCE_DATE_EPOCH": "1.5"},
+            "environment: SOURCE_DATE_EPOCH='1.5' is not a number of seconds;"
+            " set it to an integer such as 0",
+        ),
+        (
+            [],
+            {"SOURCE_DATE_EPOCH": "²"},
+            "environment: SOURCE_DATE_EPOCH='²' is not a number of seconds;"
+            " set it to an integer such as 0",
+        ),
+        (
+            [],
+            {"SOURCE_DATE_EPOCH": " 5"},
+            "environment: SOURCE_DATE_EPOCH=' 5' is not a number of seconds;"
+            " set it to an integer such as 0",
+        ),
+    ],
+)
+def test_read_options_errors(argv: list[str], environ: dict[str, str], message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        _opts(argv, environ)
+    assert str(caught.value) == message
