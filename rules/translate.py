@@ -688,6 +688,13 @@ def plan_copy(
                 step.where,
                 _missing_fix(context),
             )
+        if step.keyword == "ADD" and node.kind == FILE and node.real and is_archive(node.real):
+            raise UserError(
+                f"ADD of the local archive {context.shown(vpath)!r}: Docker would extract it,"
+                " which doit-oci does not do",
+                step.where,
+                "extract it in make and COPY the directory, or COPY the archive as a file",
+            )
         if node.kind == DIR:
             emit(vpath, node, dest, index, top=True)
         elif step.dest_is_dir or have_dir(dest):
@@ -696,6 +703,22 @@ def plan_copy(
             emit(vpath, node, dest, index)
     _link_hard_links(out, inodes)
     return _sorted(out)
+
+
+_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+
+
+def is_archive(path: Path) -> bool:
+    """Whether ADD would unpack the file: a tar, or a gzip, bzip2, xz or zstd stream
+    (Docker decides by the content, not by the name)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    if head.startswith(_ARCHIVE_MAGIC):
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar"
 
 
 def _link_hard_links(out: dict[str, Entry], inodes: dict[str, tuple[int, int, int]]) -> None:

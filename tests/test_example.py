@@ -295,3 +295,12 @@ def test_skip_make_uses_what_is_there(example: Path) -> None:
     run = doit(example, "build_images", env={"SKIP_MAKE": "true"})
     assert run.code == 0, run.text
     assert "make" not in run.executed
+
+
+def test_a_parallel_build_gives_the_same_digests(built_example: Path, tmp_path: Path) -> None:
+    other = copy_example(tmp_path / "parallel")
+    run = doit(other, "-n", "2", "build_images")
+    assert run.code == 0, run.text
+    assert index_of(other) == index_of(built_example)
+    again = doit(other, "-n", "2", "build_images")
+    assert again.code == 0 and again.executed == []

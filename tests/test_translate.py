@@ -1111,3 +1111,29 @@ def test_plan_listed_file_that_does_not_exist(ws: Path, plan: dict[str, Path]) -
         with pytest.raises(UserError, match="out/linux_amd64/later of the plan") as caught:
             run_plan(step(source, dest="/x/"), context, ws)
         assert "make" in caught.value.fix
+
+
+@pytest.mark.parametrize(
+    ("content", "archive"),
+    [
+        (b"\x1f\x8b\x08\x00rest", True),
+        (b"BZh91AY&SY", True),
+        (b"\xfd7zXZ\x00\x00", True),
+        (b"\x28\xb5\x2f\xfd\x00", True),
+        (b"\x00" * 257 + b"ustar\x0000" + b"\x00" * 243, True),
+        (b"plain text\n", False),
+        (b"", False),
+    ],
+)
+def test_add_refuses_local_archives_that_docker_would_extract(
+    ctx: Path, ws: Path, content: bytes, archive: bool
+) -> None:
+    (ctx / "thing").write_bytes(content)
+    add = step("thing", dest="/opt/", keyword="ADD")
+    if archive:
+        with pytest.raises(UserError, match="ADD of the local archive 'thing'"):
+            run(add, ctx, ws)
+    else:
+        assert paths(run(add, ctx, ws)) == ["opt", "opt/thing"]
+    # COPY never extracts
+    assert paths(run(step("thing", dest="/opt/"), ctx, ws)) == ["opt", "opt/thing"]
