@@ -304,3 +304,61 @@ def test_a_parallel_build_gives_the_same_digests(built_example: Path, tmp_path: 
     assert index_of(other) == index_of(built_example)
     again = doit(other, "-n", "2", "build_images")
     assert again.code == 0 and again.executed == []
+
+
+@needs_root
+def test_context_images_ignore_files_and_keep_the_base_directories(
+    example: Path, tmp_path: Path
+) -> None:
+    context = example / "web"
+    (context / "static" / "css").mkdir(parents=True)
+    (context / "static" / "index.html").write_text("<h1>hi</h1>\n")
+    (context / "static" / "css" / "site.css").write_text("h1 {}\n")
+    (context / "static" / "notes.md").write_text("secret notes\n")
+    (context / ".dockerignore").write_text("**/*.md\n!static/keep.md\n")
+    (context / "static" / "keep.md").write_text("kept\n")
+    (context / "scratch.txt").write_text("scratch\n")
+    (context / "Dockerfile").write_text(
+        "FROM base\n"
+        "COPY static /srv/www/\n"
+        "COPY scratch.txt /tmp/scratch.txt\n"
+        "ENV WEB_ROOT=/srv/www\n"
+    )
+    (example / "env-only.Dockerfile").write_text("FROM base\nENV ONLY=config\nUSER 1000\n")
+    plan = example / "plans" / "images.yaml"
+    plan.write_text(
+        plan.read_text()
+        + ("\n- name: web\n  context: web\n- name: env-only\n  dockerfile: env-only.Dockerfile\n")
+    )
+    run = doit(example, "build_images", "--targets", "web,env-only,base")
+    assert run.code == 0, run.text
+    rootfs = unpack(example, "web", tmp_path / "web")
+    listing = _listing(rootfs)
+    assert {p: v for p, v in listing.items() if p.startswith(("srv", "tmp"))} == {
+        "srv": ("dir", 0o755, 0, 0),
+        "srv/www": ("dir", 0o755, 0, 0),
+        "srv/www/css": ("dir", 0o755, 0, 0),
+        "srv/www/css/site.css": ("file", 0o644, 0, 0),
+        "srv/www/index.html": ("file", 0o644, 0, 0),
+        "srv/www/keep.md": ("file", 0o644, 0, 0),
+        "tmp": ("dir", 0o1777, 0, 0),  # the base's /tmp, untouched by COPY into it
+        "tmp/scratch.txt": ("file", 0o644, 0, 0),
+    }
+    layout = example / "out" / "oci"
+    index = index_of(example)
+
+    def manifest(name: str) -> dict[str, Any]:
+        blob = layout / "blobs" / "sha256" / index[f"{name}:latest"][7:]
+        return json.loads(blob.read_text())  # type: ignore[no-any-return]
+
+    base_layers = manifest("base")["layers"]
+    assert manifest("env-only")["layers"] == base_layers  # no file changed: no layer
+    assert manifest("web")["layers"][: len(base_layers)] == base_layers
+    assert len(manifest("web")["layers"]) == len(base_layers) + 2
+    config = skopeo_config(example, "env-only")
+    assert config["config"]["Env"][-1] == "ONLY=config"
+    assert config["history"][-1] == {
+        "created": "1970-01-01T00:00:00Z",
+        "created_by": "USER 1000",
+        "empty_layer": True,
+    }
