@@ -159,23 +159,19 @@ def read_options(
         return None if value is None else _split([value], ", ")
 
     plan = (pick("plan", "PLAN") or [default_plan])[-1] or default_plan
-    hubs_given = given.get("hub")
-    hubs_env = env("HUBS")
-    if hubs_given is not None:
-        hubs = _split(hubs_given, ",")
-    elif hubs_env is not None:
-        hubs = _split([hubs_env], " ")
-    else:
-        hub = env("HUB")
-        hubs = (hub,) if hub else ()
-    tags_given = given.get("tag")
-    tags_env = env("TAGS")
-    if tags_given is not None:
-        tags = _split(tags_given, ",")
-    elif tags_env is not None:
-        tags = _split([tags_env], " ")
-    else:
-        tags = (env("TAG") or "latest",)
+
+    def plural(name: str, many: str, one: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        # the seed's HUBS/TAGS (space separated) win over HUB/TAG
+        if name in given:
+            return _split(given[name], ",")
+        value = env(many)
+        if value is not None:
+            return _split([value], " ")
+        single = env(one)
+        return (single,) if single else default
+
+    hubs = plural("hub", "HUBS", "HUB", ())
+    tags = plural("tag", "TAGS", "TAG", ("latest",))
     try:
         hubs = tuple(dict.fromkeys(check_hub(hub) for hub in hubs))
         tags = tuple(check_tag(tag) for tag in tags)
