@@ -236,7 +236,8 @@ def test_a_workspace_elsewhere_with_another_plan(tmp_path: Path) -> None:
     )
     assert run.code == 0, run.text
     assert list(index_of(workspace)) == ["just-hello:latest"]
-    assert not (elsewhere / "out").exists()
+    assert list(elsewhere.iterdir()) == []  # every piece of state is in the workspace
+    assert (workspace / ".doit.db").is_file()
     listed = doit(
         workspace,
         "list",
