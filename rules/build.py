@@ -40,7 +40,8 @@ class Unit:
     image: ImagePlan
     platform: Platform
     chain: Chain
-    base_key: str  # key of the plan image it builds on, or "" (scratch)
+    base_key: str  # key of the plan image it builds on, or ""
+    base_ref: str  # the registry image it builds on (normalised reference), or ""
     build_args: tuple[tuple[str, str], ...]
     dir: Path  # where its records live
 
@@ -70,6 +71,11 @@ class Unit:
     @property
     def image_record(self) -> Path:
         return self.dir / "image.json"
+
+    @property
+    def base_record(self) -> Path:
+        """Where the resolution of a registry base is kept (beside the unit's records)."""
+        return self.dir.parent / "_bases" / (_slug(self.base_ref) + ".json")
 
     def inputs(self, index: int) -> Path:
         return self.dir / f"layer-{index}.inputs.json"
@@ -101,8 +107,19 @@ class Build:
                 return unit
         raise KeyError(key)
 
-    def ref_names(self, unit: Unit) -> tuple[str, ...]:
-        return tuple(f"{unit.name}:{tag}" for tag in self.options.tags)
+    @property
+    def wanted_names(self) -> tuple[str, ...]:
+        """The names of the images this build outputs, in order, each once."""
+        return tuple(dict.fromkeys(self.unit(key).name for key in self.wanted))
+
+    def units_named(self, name: str) -> tuple[Unit, ...]:
+        """The wanted units of image ``name``, one per platform."""
+        return tuple(self.unit(k) for k in self.wanted if self.unit(k).name == name)
+
+
+def _slug(text: str) -> str:
+    """A file name for a reference: ``gcr.io/x/y:1`` -> ``gcr.io_x_y_1``."""
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)
 
 
 def local_platform() -> Platform:
@@ -215,15 +232,20 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
                     "drop --platform, or build that platform instead",
                 )
         base_key = ""
-        if chain.base.lower() != "scratch":
-            base = find_plan_base(chain.base, plan, options)
-            if base is None:
+        base_ref = ""
+        base = find_plan_base(chain.base, plan, options) if chain.base != "scratch" else None
+        if chain.base != "scratch" and base is None:
+            try:
+                base_ref = str(reference.parse(chain.base))
+            except reference.ReferenceError as exc:
                 raise UserError(
-                    f"base image {chain.base!r} is neither scratch nor an image of this plan",
+                    f"base image {chain.base!r} is neither scratch, an image of this plan, nor a"
+                    f" valid image reference: {exc}",
                     chain.base_where,
-                    "add that base image to the plan (base: true), or build FROM scratch;"
-                    " registry bases are not supported yet",
-                )
+                    "name a plan image, or a registry image such as"
+                    " gcr.io/distroless/static:nonroot",
+                ) from None
+        if base is not None:
             if not base.builds_for(plan.platform):
                 raise UserError(
                     f"base image {base.name!r} is not built for {plan.platform}",
@@ -237,6 +259,7 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
             platform=plan.platform,
             chain=chain,
             base_key=base_key,
+            base_ref=base_ref,
             build_args=tuple(sorted(args.items())),
             dir=workspace / OUT / "build" / plan.platform.slug / image.name,
         )

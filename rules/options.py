@@ -52,6 +52,13 @@ OPTIONS = (
         "str",
         "layer compression: none or gzip (env COMPRESSION; default none)",
     ),
+    Option("push", "push", "bool", "push every image to every hub and tag"),
+    Option(
+        "insecure_registry",
+        "insecure-registry",
+        "list",
+        "a registry spoken to over plain HTTP (env INSECURE_REGISTRIES; loopback always is)",
+    ),
 )
 
 
@@ -66,6 +73,9 @@ class Options:
     compression: str = "none"
     skip_make: bool = False
     epoch: int = 0
+    push: bool = False
+    insecure: tuple[str, ...] = ()  # registries spoken to over plain HTTP
+    registry_deadline: float = 60.0  # seconds a registry request may keep failing
 
 
 def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
@@ -218,7 +228,27 @@ def read_options(
             "environment",
             "set it to an integer such as 0",
         )
+    push = "push" in given or env("PUSH") == "true"
+    if push and not hubs:
+        raise UserError(
+            "--push needs a registry to push to", "options", "give --hub HOST[/PATH] or HUB=..."
+        )
+    insecure = listed("insecure_registry", "INSECURE_REGISTRIES") or ()
+    deadline_text = env("REGISTRY_DEADLINE") or "60"
+    try:
+        deadline = float(deadline_text)
+    except ValueError:
+        deadline = -1.0
+    if not 0 < deadline <= 3600:
+        raise UserError(
+            f"REGISTRY_DEADLINE={deadline_text!r} is not a number of seconds up to 3600",
+            "environment",
+            "set it to how long one registry request may keep failing, e.g. 60",
+        )
     return Options(
+        push=push,
+        insecure=insecure,
+        registry_deadline=deadline,
         plan=plan,
         hubs=hubs,
         tags=tags,

@@ -15,17 +15,23 @@ from __future__ import annotations
 import datetime
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from registry import oci
+from registry import oci, reference
+from registry.client import Clients, RegistryError
 from registry.files import write_if_changed
 from registry.layout import Layout
+from registry.transport import RetryPolicy
+from rules import bases
+from rules.bases import ResolvedBase
 from rules.build import Build, Unit
 from rules.digests import DigestCache
 from rules.dockerfile import CopyStep, evaluate
 from rules.layer import LayerBlob, write_layer
+from rules.progress import progress_display
+from rules.push import Origin, Progress, Pusher, destinations
 from rules.translate import Context, ContextDir, PlanContext, plan_copy
 from rules.tree import Entry, Tree
 
@@ -38,39 +44,101 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_bytes())
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def created_at(epoch: int) -> str:
     moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Steps:
-    def __init__(self, build: Build) -> None:
+    def __init__(self, build: Build, environ: Mapping[str, str]) -> None:
         self.build = build
         self.workspace = build.workspace
         self.layout = Layout(build.layout_dir, build.out / "tmp")
         self.digests = DigestCache(build.out / "cache" / "digests.sqlite")
+        self.environ = environ
+        self._clients: Clients | None = None
 
     # -- what the base gives ------------------------------------------------------------
 
+    @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            options = self.build.options
+            policy = RetryPolicy(deadline=options.registry_deadline)
+            self._clients = Clients(self.environ, options.insecure, policy, on_retry=_warn)
+        return self._clients
+
+    def _base(self, unit: Unit) -> tuple[oci.Descriptor, oci.Descriptor] | None:
+        """The (manifest, config) of what ``unit`` builds on; None for scratch."""
+        if unit.base_key:
+            record = _load(self.build.unit(unit.base_key).image_record)
+            return (
+                oci.Descriptor.from_json(record["manifest"]),
+                oci.Descriptor.from_json(record["config"]),
+            )
+        if unit.base_ref:
+            resolved = ResolvedBase.from_json(_load(unit.base_record))
+            return resolved.manifest, resolved.config
+        return None
+
     def base_config(self, unit: Unit) -> oci.ImageConfig | None:
-        if not unit.base_key:
+        base = self._base(unit)
+        if base is None:
             return None
-        base = self.build.unit(unit.base_key)
-        record = _load(base.image_record)
-        data = self.layout.read(record["config"]["digest"])
+        data = self.layout.read(base[1].digest)
         return oci.ImageConfig.from_json(oci.parse_json_document(data, "base config"))
 
     def base_manifest(self, unit: Unit) -> oci.Manifest | None:
-        if not unit.base_key:
+        base = self._base(unit)
+        if base is None:
             return None
-        record = _load(self.build.unit(unit.base_key).image_record)
-        data = self.layout.read(record["manifest"]["digest"])
+        data = self.layout.read(base[0].digest)
         return oci.Manifest.from_json(oci.parse_json_document(data, "base manifest"))
 
     def lower_tree(self, unit: Unit) -> Tree:
-        if not unit.base_key:
-            return Tree()
-        return Tree.from_json(_load(self.build.unit(unit.base_key).tree))
+        if unit.base_key:
+            data = _load(self.build.unit(unit.base_key).tree)
+            return Tree((Entry.from_json(e) for e in data["entries"]), data["complete"])
+        # a registry base's layers are never read: what it holds is unknown
+        return Tree(complete=not unit.base_ref)
+
+    # -- registry bases -------------------------------------------------------------------
+
+    def resolve_base(self, unit: Unit) -> None:
+        ref = reference.parse(unit.base_ref)
+        client = self.clients.get(ref.registry)
+        resolved = bases.resolve(client, ref, unit.platform, self.layout)
+        if not self.build.options.push:
+            # the layout holds whole images: bring the base's layers into the store once
+            for layer in resolved.layers:
+                if not self.layout.has_blob(layer.digest):
+                    bases.fetch_blob(client, ref.path, layer, self.layout)
+        write_if_changed(unit.base_record, _dump(resolved.to_json()))
+
+    def base_uptodate(self, unit: Unit) -> bool:
+        """Resolved before, blobs at hand, and (for a tag) the tag still points there: a
+        HEAD request. A base pinned by digest is never asked for again."""
+        try:
+            resolved = ResolvedBase.from_json(_load(unit.base_record))
+        except Exception:  # whatever it is, the task reports it when it runs
+            return False
+        needed = [resolved.manifest, resolved.config]
+        if not self.build.options.push:
+            needed.extend(resolved.layers)
+        if not all(self.layout.has_blob(d.digest) for d in needed):
+            return False
+        ref = reference.parse(unit.base_ref)
+        if ref.digest:
+            return True
+        try:
+            head = self.clients.get(ref.registry).head_manifest(ref.path, ref.identifier)
+        except RegistryError:
+            return False
+        return head is not None and head.digest == resolved.top
 
     # -- parse ----------------------------------------------------------------------------
 
@@ -121,7 +189,7 @@ class Steps:
             )
             tree.add(entries)
             records.append(_dump({"entries": [e.to_json() for e in entries]}))
-        return records, _dump(tree.to_json())
+        return records, _dump({"complete": tree.complete, "entries": tree.to_json()})
 
     def translate_uptodate(self, unit: Unit) -> bool:
         """Up to date when recomputing gives the records on disk (stats and cached
@@ -241,20 +309,22 @@ class Steps:
 
     # -- the OCI layout ---------------------------------------------------------------------
 
+    def image_descriptor(self, name: str) -> oci.Descriptor:
+        """The image ``name`` as the outside sees it: its manifest when it is built for one
+        platform, an index (kept in the store) over the platforms' manifests otherwise."""
+        manifests = [
+            oci.Descriptor.from_json(_load(unit.image_record)["manifest"])
+            for unit in self.build.units_named(name)
+        ]
+        if len(manifests) == 1:
+            plain = manifests[0]
+            return oci.Descriptor(plain.media_type, plain.digest, plain.size)
+        return self.layout.put(oci.INDEX, oci.Index(tuple(manifests)).to_bytes())
+
     def named_descriptors(self) -> dict[str, oci.Descriptor]:
-        by_name: dict[str, list[oci.Descriptor]] = {}
-        for key in self.build.wanted:
-            unit = self.build.unit(key)
-            record = _load(unit.image_record)
-            by_name.setdefault(unit.name, []).append(oci.Descriptor.from_json(record["manifest"]))
         named: dict[str, oci.Descriptor] = {}
-        for name, manifests in by_name.items():
-            if len(manifests) == 1:
-                plain = manifests[0]
-                descriptor = oci.Descriptor(plain.media_type, plain.digest, plain.size)
-            else:
-                index = oci.Index(tuple(manifests))
-                descriptor = self.layout.put(oci.INDEX, index.to_bytes())
+        for name in self.build.wanted_names:
+            descriptor = self.image_descriptor(name)
             for tag in self.build.options.tags:
                 named[f"{name}:{tag}"] = descriptor
         return named
@@ -262,6 +332,53 @@ class Steps:
     def write_layout(self) -> None:
         self.layout.init()
         self.layout.set_refs(self.named_descriptors())
+
+    # -- push -------------------------------------------------------------------------------
+
+    def mount_hints(self) -> tuple[dict[str, Origin], dict[str, list[Origin]]]:
+        """Where blobs we may not hold can be read (registry bases), and where else in a
+        registry they may already be (registry bases, and plan images this run pushes),
+        so that they are mounted rather than uploaded."""
+        origins: dict[str, Origin] = {}
+        hints: dict[str, list[Origin]] = {}
+        for unit in self.build.units:
+            if unit.base_ref and unit.base_record.exists():
+                resolved = ResolvedBase.from_json(_load(unit.base_record))
+                ref = reference.parse(unit.base_ref)
+                origin = Origin(ref.registry, ref.path)
+                for layer in resolved.layers:
+                    origins[layer.digest] = origin
+                    hints.setdefault(layer.digest, []).append(origin)
+        options = self.build.options
+        for name in self.build.wanted_names:
+            for unit in self.build.units_named(name):
+                if not unit.image_record.exists():
+                    continue
+                manifest = self.layout.read(_load(unit.image_record)["manifest"]["digest"])
+                parsed = oci.Manifest.from_json(oci.parse_json_document(manifest, name))
+                for destination in destinations(options.hubs, name, options.tags):
+                    origin = Origin(destination.registry, destination.repository)
+                    for layer in parsed.layers:
+                        hints.setdefault(layer.digest, []).append(origin)
+        return origins, hints
+
+    def push_record(self, name: str) -> Path:
+        return self.build.out / "build" / "push" / f"{name}.json"
+
+    def push(self, name: str) -> None:
+        options = self.build.options
+        descriptor = self.image_descriptor(name)
+        origins, hints = self.mount_hints()
+        progress = Progress(progress_display(sys.stderr))
+        pusher = Pusher(self.layout, self.clients.get, origins, hints, progress)
+        pushed: dict[str, str] = {}
+        for destination in destinations(options.hubs, name, options.tags):
+            report = pusher.push(descriptor, destination)
+            progress.finish()
+            print(report.line(), file=sys.stderr)
+            for ref in destination.references():
+                pushed[ref] = descriptor.digest
+        write_if_changed(self.push_record(name), _dump(pushed))
 
     def layout_uptodate(self) -> bool:
         try:

@@ -29,6 +29,7 @@ from doit.exceptions import InvalidTask, TaskFailed
 from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
+from registry.client import RegistryError
 from registry.oci import Platform
 from rules.build import Build, Unit, load_build
 from rules.digests import DigestCache
@@ -36,6 +37,7 @@ from rules.errors import UserError
 from rules.make import make_command, make_environment, make_is_up_to_date
 from rules.options import DEFAULT_PLAN, OPTIONS, read_options
 from rules.plan import platform_variables
+from rules.push import destinations
 from rules.steps import Steps
 
 SPEC_VERSION = 1  # bump when a record's format or meaning changes, to rebuild them all
@@ -114,7 +116,7 @@ def _action(work: Callable[[], None]) -> Callable[[], TaskFailed | None]:
     def run() -> TaskFailed | None:
         try:
             work()
-        except UserError as exc:
+        except (UserError, RegistryError) as exc:
             return TaskFailed(_FAILED_MARK + str(exc))
         return None
 
@@ -135,9 +137,14 @@ def _params(plan: str) -> list[dict[str, Any]]:
     return params
 
 
-def build_tasks(build: Build, group: str = "build_images", prefix: str = "") -> Iterator[TaskDict]:
+def build_tasks(
+    build: Build,
+    group: str = "build_images",
+    prefix: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[TaskDict]:
     """The task dicts of ``build``; ``prefix`` is put before every task name."""
-    steps = Steps(build)
+    steps = Steps(build, os.environ if environ is None else environ)
     options = build.options
     several = len(options.platforms) > 1
 
@@ -155,14 +162,36 @@ def build_tasks(build: Build, group: str = "build_images", prefix: str = "") -> 
         make_tasks[platform] = task_name
         yield _make_task(task_name, build.workspace, platform, goals)
 
+    base_tasks: dict[Path, str] = {}
+    for unit in build.units:
+        if unit.base_ref and unit.base_record not in base_tasks:
+            task_name = f"{prefix}base:{unit.base_ref}" + (
+                f"@{unit.platform.slug}" if several else ""
+            )
+            base_tasks[unit.base_record] = task_name
+            yield {
+                "basename": task_name,
+                "doc": f"resolve the registry base {unit.base_ref} for {unit.platform}",
+                "actions": [_action(partial(steps.resolve_base, unit))],
+                "targets": [str(unit.base_record)],
+                "uptodate": [
+                    config_changed({"push": options.push, "version": SPEC_VERSION}),
+                    partial(steps.base_uptodate, unit),
+                ],
+                "clean": True,
+            }
+
     for unit in build.units:
         base = build.unit(unit.base_key) if unit.base_key else None
+        base_deps = [str(base.image_record)] if base else []
+        if unit.base_ref:
+            base_deps = [str(unit.base_record)]
         shown = f"{unit.name} ({unit.platform})"
         yield {
             "basename": name("parse", unit),
             "doc": f"parse the Dockerfile of {shown}",
             "actions": [_action(partial(steps.parse, unit))],
-            "file_dep": [str(unit.image.dockerfile)] + ([str(base.image_record)] if base else []),
+            "file_dep": [str(unit.image.dockerfile), *base_deps],
             "targets": [str(unit.copies), str(unit.config)],
             "uptodate": [
                 config_changed(
@@ -217,7 +246,7 @@ def build_tasks(build: Build, group: str = "build_images", prefix: str = "") -> 
             "actions": [_action(partial(steps.image, unit))],
             "file_dep": [str(unit.config)]
             + [str(unit.layer(i)) for i in range(unit.layer_count)]
-            + ([str(base.image_record)] if base else []),
+            + base_deps,
             "targets": [str(unit.image_record)],
             "uptodate": [
                 config_changed({"epoch": options.epoch, "version": SPEC_VERSION}),
@@ -233,11 +262,37 @@ def build_tasks(build: Build, group: str = "build_images", prefix: str = "") -> 
         "targets": [str(build.layout_dir / "index.json")],
         "uptodate": [steps.layout_uptodate],
     }
+    push_tasks: dict[str, str] = {}
+    if options.push:
+        for image_name in build.wanted_names:
+            units = build.units_named(image_name)
+            targets = [
+                f"{d.name}:{tag}"
+                for d in destinations(options.hubs, image_name, options.tags)
+                for tag in d.tags
+            ]
+            bases_pushed = {
+                push_tasks[build.unit(u.base_key).name]
+                for u in units
+                if u.base_key and build.unit(u.base_key).name in push_tasks
+            }
+            push_tasks[image_name] = name(f"push:{image_name}")
+            yield {
+                "basename": push_tasks[image_name],
+                "doc": f"push {image_name} to {', '.join(targets)}",
+                "actions": [_action(partial(steps.push, image_name))],
+                "file_dep": [str(u.image_record) for u in units],
+                "task_dep": sorted(bases_pushed),
+                "targets": [str(steps.push_record(image_name))],
+                "uptodate": [config_changed({"to": targets, "version": SPEC_VERSION})],
+                "verbosity": 2,
+            }
     yield {
         "basename": group,
-        "doc": "build the plan's images into the OCI image layout out/oci",
+        "doc": "build the plan's images into the OCI image layout out/oci"
+        + (" and push them" if options.push else ""),
         "actions": None,
-        "task_dep": [name("layout")],
+        "task_dep": [name("layout"), *push_tasks.values()],
         "params": _params(options.plan),
     }
 
@@ -286,7 +341,7 @@ def image_tasks(
             build = load_build(options, Path.cwd(), env)
         except UserError as exc:
             raise InvalidTask(str(exc)) from None
-        yield from build_tasks(build, group, prefix)
+        yield from build_tasks(build, group, prefix, env)
 
     create.__doc__ = "build the plan's images into the OCI image layout out/oci"
     return create

@@ -515,6 +515,13 @@ def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: st
         entry = tree.get(tree.realpath(file))
         if entry is not None and entry.kind == HARDLINK:
             entry = tree.get(entry.link)
+        if (entry is None or entry.kind != FILE) and not tree.complete:
+            raise UserError(
+                f"--chown names {name!r}, which would be looked up in /{file} of a registry"
+                " base image, whose layers doit-oci does not read",
+                where,
+                "use numeric ids (--chown=1337:1337)",
+            )
         if entry is None or entry.kind != FILE:
             raise UserError(
                 f"--chown names {name!r} but the image has no /{file} to look it up in",
@@ -582,6 +589,10 @@ def plan_copy(
         """Create what is missing of ``path`` and its parents: 0755, owned as given."""
         for parent in [*parents(path), path] if path else []:
             found = existing(parent)
+            if found is None and not lower.complete:
+                # the base may have it, with metadata we do not know: leave it to the base
+                # (a missing parent is made by whoever unpacks the layer)
+                continue
             if found is None:
                 out[parent] = Entry(parent, DIR, 0o755, uid, gid)
             elif found.kind not in (DIR, SYMLINK):

@@ -60,8 +60,11 @@ def parents(path: str) -> Iterator[str]:
 class Tree:
     """Path -> entry for everything an image holds; later layers replace earlier entries."""
 
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+    def __init__(self, entries: Iterable[Entry] = (), complete: bool = True) -> None:
         self._entries: dict[str, Entry] = {}
+        # False when the image stands on a registry base whose layers we never read:
+        # then what is not listed here may still exist below
+        self.complete = complete
         self.add(entries)
 
     def add(self, entries: Iterable[Entry]) -> None:

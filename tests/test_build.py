@@ -149,8 +149,9 @@ def test_base_candidates() -> None:
     ("dockerfiles", "message"),
     [
         (
-            {"tool.Dockerfile": "FROM base:9.9\nCOPY tool /tool\n"},
-            "tool.Dockerfile:1: base image 'base:9.9' is neither scratch nor an image of this plan",
+            {"tool.Dockerfile": "FROM Base:9.9\nCOPY tool /tool\n"},
+            "tool.Dockerfile:1: base image 'Base:9.9' is neither scratch, an image of this plan,"
+            " nor a valid image reference",
         ),
         ({"base.Dockerfile": "FROM app\n"}, "base images form a cycle: app -> base -> app"),
         (
@@ -164,6 +165,16 @@ def test_graph_errors(tmp_path: Path, dockerfiles: dict[str, str], message: str)
     with pytest.raises(UserError) as caught:
         load_build(Options(tags=("1.0",), targets=("app", "tool")), ws, {})
     assert message in str(caught.value)
+
+
+def test_a_base_from_a_registry(tmp_path: Path) -> None:
+    dockerfiles = {**DOCKERFILES, "tool.Dockerfile": "FROM base:9.9\nCOPY tool /tool\n"}
+    ws = workspace(tmp_path, PLAN, dockerfiles)
+    result = load_build(Options(tags=("1.0",), targets=("tool",)), ws, {})
+    (unit,) = result.units
+    assert (unit.base_key, unit.base_ref) == ("", "docker.io/library/base:9.9")
+    record = tmp_path / "out/build/linux_amd64/_bases/docker.io_library_base_9.9.json"
+    assert unit.base_record == record
 
 
 def test_a_base_not_built_for_the_platform(tmp_path: Path) -> None:

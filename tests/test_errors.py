@@ -124,12 +124,13 @@ def test_dockerfile_errors_stop_before_any_work(
 def test_a_base_that_is_not_in_the_plan(example: Path) -> None:
     dockerfile = example / "example" / "hello" / "Dockerfile"
     number = dockerfile.read_text().splitlines().index("FROM base AS debug") + 1
-    edit(dockerfile, "FROM base AS debug", "FROM elsewhere.io/nope AS debug")
+    edit(dockerfile, "FROM base AS debug", "FROM Elsewhere.io/No_pe AS debug")
     run = doit(example, "build_images")
     assert_one_line_error(
         run,
         f"example/hello/Dockerfile:{number}",
-        "base image 'elsewhere.io/nope' is neither scratch nor an image of this plan",
+        "base image 'Elsewhere.io/No_pe' is neither scratch, an image of this plan, nor a valid"
+        " image reference",
     )
     assert not (example / "out").exists()
 

@@ -253,7 +253,7 @@ def test_tags_name_the_images_and_a_hub_names_plan_bases(example: Path) -> None:
         dockerfile = example / "example" / name / "Dockerfile"
         dockerfile.write_text(
             dockerfile.read_text()
-            .replace("FROM base AS debug", "FROM localhost:5000/base:${TAG} AS debug")
+            .replace("FROM base AS debug", "FROM 127.0.0.1:1/base:${TAG} AS debug")
             .replace("ARG BASE_DISTRIBUTION=debug", "ARG BASE_DISTRIBUTION=debug\nARG TAG")
         )
     run = doit(
@@ -262,7 +262,7 @@ def test_tags_name_the_images_and_a_hub_names_plan_bases(example: Path) -> None:
         "--tag",
         "1.2",
         "--build-arg=TAG=1.2",
-        env={"HUB": "localhost:5000"},
+        env={"HUB": "127.0.0.1:1"},
     )
     assert run.code == 0, run.text
     assert sorted(index_of(example)) == [f"{name}:1.2" for name in IMAGES]
@@ -272,10 +272,13 @@ def test_tags_name_the_images_and_a_hub_names_plan_bases(example: Path) -> None:
         "--tag",
         "1.3",
         "--build-arg=TAG=1.2",
-        env={"HUB": "localhost:5000"},
+        env={"HUB": "127.0.0.1:1", "REGISTRY_DEADLINE": "2"},
     )
     assert wrong.code != 0
-    assert "localhost:5000/base:1.2" in wrong.err and "Traceback" not in wrong.text
+    # not a tag of this build: a registry base, which nothing serves here
+    assert "base:127.0.0.1:1/base:1.2" in wrong.executed
+    assert "error: 127.0.0.1:1/base: get manifest 1.2 failed: cannot reach" in wrong.err
+    assert "Traceback" not in wrong.text
 
 
 def test_source_date_epoch_sets_created(example: Path) -> None:

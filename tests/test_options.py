@@ -48,7 +48,9 @@ ARM64 = Platform("linux", "arm64")
         # the task's name as an option value is a value
         ([TASK, "--plan", TASK, "--tag", "t"], {"plan": [TASK], "tag": ["t"]}),
         # options we do not know are skipped, flag-like or with '='
-        ([TASK, "--push", "--tag", "t", "--save=x", "--hub", "h"], {"tag": ["t"], "hub": ["h"]}),
+        ([TASK, "--nope", "--tag", "t", "--save=x", "--hub", "h"], {"tag": ["t"], "hub": ["h"]}),
+        # a flag takes no value
+        ([TASK, "--push", "--tag", "t"], {"push": ["true"], "tag": ["t"]}),
         # NAME=VALUE words are doit variables: skipped, they do not end our options
         ([TASK, "DEBUG=1", "--tag", "t"], {"tag": ["t"]}),
         # a word that is neither an option nor a value ends them
@@ -97,6 +99,8 @@ def test_every_option_has_a_flag_and_help() -> None:
         "architectures",
         "build-arg",
         "compression",
+        "push",
+        "insecure-registry",
     ]
     assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
 
@@ -367,3 +371,18 @@ def test_read_options_errors(argv: list[str], environ: dict[str, str], message: 
     with pytest.raises(UserError) as caught:
         _opts(argv, environ)
     assert str(caught.value) == message
+
+
+def test_push_needs_a_hub_and_takes_insecure_registries() -> None:
+    with pytest.raises(UserError, match="--push needs a registry to push to"):
+        read_options([TASK, "--push"], {})
+    options = read_options(
+        [TASK, "--push", "--hub", "127.0.0.1:5000", "--insecure-registry", "a.io:5000,b.io"], {}
+    )
+    assert options.push and options.hubs == ("127.0.0.1:5000",)
+    assert options.insecure == ("a.io:5000", "b.io")
+    assert read_options([TASK], {"PUSH": "true", "HUB": "h.io"}).push
+    assert read_options([TASK], {"INSECURE_REGISTRIES": "x.io y.io"}).insecure == ("x.io", "y.io")
+    assert read_options([TASK], {"REGISTRY_DEADLINE": "2.5"}).registry_deadline == 2.5
+    with pytest.raises(UserError, match="REGISTRY_DEADLINE='soon'"):
+        read_options([TASK], {"REGISTRY_DEADLINE": "soon"})
