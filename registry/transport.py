@@ -31,7 +31,7 @@ class RetryPolicy:
         backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         wait = random.uniform(backoff / 2, backoff)
         if retry_after is not None:
-            wait = max(wait, min(retry_after, self.deadline))
+            wait = max(wait, retry_after)  # beyond the deadline: the caller gives up now
         return wait
 
 

@@ -100,6 +100,17 @@ def resolve(
     layout.put(manifest_type, manifest_data)
     if not layout.has_blob(manifest.config.digest):
         fetch_blob(client, repository, manifest.config, layout)
+    config = oci.ImageConfig.from_json(
+        oci.parse_json_document(layout.read(manifest.config.digest), f"config of {reference}")
+    )
+    built_for = oci.Platform(config.os, config.architecture, config.variant)
+    if not _matches(built_for, platform):
+        raise RegistryError(
+            client.registry,
+            repository,
+            f"resolve {reference}",
+            f"it is an image for {built_for}, not {platform}",
+        )
     return ResolvedBase(
         reference=str(reference),
         top=top,

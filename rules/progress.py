@@ -18,7 +18,7 @@ def progress_display(
     """A callback for ``Progress``: (bytes done, bytes expected, seconds); done -1: finished."""
     terminal = stream.isatty()
     every = interval if interval is not None else (0.1 if terminal else 5.0)
-    last = [0.0]
+    last = [time.monotonic()]
 
     def show(done: int, total: int, elapsed: float) -> None:
         now = time.monotonic()

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from registries import RunningRegistry, open_registry
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_FILES = ("dodo.py", "Makefile", "example", "plans")
@@ -130,59 +128,8 @@ def example(tmp_path: Path) -> Path:
     return copy_example(tmp_path / "ws")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Registry:
-    """A real CNCF distribution registry (Debian's docker-registry) on a loopback port."""
-
-    host: str
-    root: Path
-    log: Path
-
-    def access_log(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if "HTTP/" in line]
-
-
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is not installed: run .ci/run, which installs it")
-    port = _free_port()
-    root = tmp_path / "registry"
-    config = root / "config.yml"
-    (root / "storage").mkdir(parents=True)
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: info\n  accesslog:\n    disabled: false\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = root / "registry.log"
-    with open(log, "wb") as sink:
-        process = subprocess.Popen([binary, "serve", str(config)], stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        yield Registry(f"127.0.0.1:{port}", root, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """A real, open registry (Debian's docker-registry) on a free loopback port."""
+    with open_registry(tmp_path / "registry") as running:
+        yield running

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Registry, copy_example, doit, index_of
+from conftest import copy_example, doit, index_of
+from registries import RunningRegistry
 from schemas import validate
 
 IMAGES = ("hello", "showconfig", "whoami")
@@ -166,7 +167,7 @@ def test_two_workspaces_give_the_same_digests(built_example: Path, tmp_path: Pat
 
 
 def test_the_layout_can_be_pushed_to_a_real_registry(
-    built_example: Path, registry: Registry
+    built_example: Path, registry: RunningRegistry
 ) -> None:
     digest = index_of(built_example)["hello:latest"]
     subprocess.run(
@@ -188,7 +189,7 @@ def test_the_layout_can_be_pushed_to_a_real_registry(
         check=True,
     )
     assert json.loads(result.stdout)["Digest"] == digest
-    assert any("PUT /v2/hello/manifests/latest" in line for line in registry.access_log())
+    assert registry.wait_for("PUT", "/v2/hello/manifests/latest", status=201)
 
 
 def test_doit_list_shows_a_task_per_image_and_step(built_example: Path) -> None:
