@@ -274,3 +274,35 @@ def test_a_multi_platform_image_is_pushed_as_an_index(
         ("linux", "arm64"),
     ]
     assert skopeo_digest(f"{registry.host}/multi/hello:1.0") == index_of(example)["hello:1.0"]
+
+
+def test_every_hub_and_tag(example: Path, registry: RunningRegistry, tmp_path: Path) -> None:
+    with open_registry(tmp_path / "second") as second:
+        run = doit(
+            example,
+            "build_images",
+            "--push",
+            "--targets",
+            "hello",
+            "--hub",
+            f"{registry.host}/a,{second.host}/b",
+            "--tag",
+            "1.0,latest",
+        )
+        assert run.code == 0, run.text
+        digest = index_of(example)["hello:1.0"]
+        for reference in (
+            f"{registry.host}/a/hello:1.0",
+            f"{registry.host}/a/hello:latest",
+            f"{second.host}/b/hello:1.0",
+            f"{second.host}/b/hello:latest",
+        ):
+            assert skopeo_digest(reference) == digest
+        second.wait_for("PUT", "/v2/b/hello/manifests/latest")
+        # the manifest goes by digest once, then each tag
+        puts = [e.path for e in manifest_puts(second.access_log())]
+        assert puts == [
+            f"/v2/b/hello/manifests/{digest}",
+            "/v2/b/hello/manifests/1.0",
+            "/v2/b/hello/manifests/latest",
+        ]
