@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -545,9 +546,13 @@ class Clients:
         self.transport = transport
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def get(self, registry: str) -> RegistryClient:
         with self._lock:
+            if self._pid != os.getpid():
+                # a forked worker (doit -n): the parent's connections are not ours to use
+                self._clients, self._pid = {}, os.getpid()
             client = self._clients.get(registry)
             if client is None:
                 try:
