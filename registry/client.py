@@ -10,7 +10,6 @@ Location may be relative or absolute and carries its own query (``_state``).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import threading
@@ -25,6 +24,7 @@ import httpx
 from registry import oci
 from registry.auth import AuthError, RegistryAuth
 from registry.credentials import CredentialError, Credentials, load_credentials
+from registry.reference import is_loopback
 from registry.transport import Exhausted, RetryPolicy, send_with_retries
 
 CHUNK = 1 << 20
@@ -44,17 +44,6 @@ class RegistryError(Exception):
         self.repository = repository
         self.operation = operation
         self.status = status
-
-
-def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def error_detail(response: httpx.Response) -> str:

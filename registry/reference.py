@@ -9,6 +9,7 @@ component lives under ``library/``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -146,3 +147,14 @@ def check_hub(hub: str) -> str:
     if len(text) > 253:
         raise ReferenceError(f"invalid hub {hub!r}: longer than 253 characters")
     return text
+
+
+def is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -10,7 +10,7 @@ platform. Every user mistake found here stops the build before any work starts.
 from __future__ import annotations
 
 import platform as host
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,14 +29,15 @@ from rules.options import Options
 from rules.plan import ImagePlan, Plan, load_plan
 
 OUT = "out"
-DEFAULT_VARIANT_DISTRIBUTION = "debug"
+DEFAULT_VARIANT = "default"
+PRIMARY_VARIANT = "debug"  # what the default variant builds (BASE_DISTRIBUTION)
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One image of the plan, built for one platform."""
+    """One image of the plan, built for one platform and one variant."""
 
-    key: str  # "pilot", or "pilot@linux_arm64" when several platforms are built
+    key: str  # "pilot", "pilot-distroless", "pilot@linux_arm64"... (see unit_key)
     image: ImagePlan
     platform: Platform
     chain: Chain
@@ -44,6 +45,7 @@ class Unit:
     base_ref: str  # the registry image it builds on (normalised reference), or ""
     build_args: tuple[tuple[str, str], ...]
     dir: Path  # where its records live
+    variant: str = "default"
 
     @property
     def name(self) -> str:
@@ -85,12 +87,52 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class Output:
+    """An image this build gives: one name and variant, its tags, a unit per platform."""
+
+    name: str
+    variant: str
+    tags: tuple[str, ...]  # "1.2", or "1.2-distroless" (and "1.2" for debug as default)
+    keys: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """``pilot`` or ``pilot-distroless``: names its push task and its --save file."""
+        return self.name if self.variant == DEFAULT_VARIANT else f"{self.name}-{self.variant}"
+
+    @property
+    def ref_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}:{tag}" for tag in self.tags)
+
+
+def variant_tags(tags: Sequence[str], variant: str, double_default: bool) -> tuple[str, ...]:
+    """The seed's extractTags without the hub: ``tag`` for the default variant,
+    ``tag-variant`` otherwise, and the debug build also carries ``tag`` when both the
+    default and debug variants are asked for (one build, byte-for-byte the same image)."""
+    out: list[str] = []
+    for tag in tags:
+        if variant == DEFAULT_VARIANT:
+            out.append(tag)
+            continue
+        out.append(f"{tag}-{variant}")
+        if variant == PRIMARY_VARIANT and double_default:
+            out.append(tag)
+    return tuple(out)
+
+
+def build_variants(variants: Sequence[str]) -> list[tuple[str, bool]]:
+    """(variant, double default) pairs to build: default collapses into debug when both."""
+    double = DEFAULT_VARIANT in variants and PRIMARY_VARIANT in variants
+    return [(v, double) for v in variants if not (double and v == DEFAULT_VARIANT)]
+
+
+@dataclass(frozen=True)
 class Build:
     workspace: Path
     options: Options
     plans: tuple[Plan, ...]  # one per platform
     units: tuple[Unit, ...]  # bases before the images on them
-    wanted: tuple[str, ...]  # keys of the units named in the output
+    outputs: tuple[Output, ...]  # the images this build gives, in plan order
     make_goals: tuple[tuple[Platform, tuple[str, ...]], ...]
 
     @property
@@ -108,13 +150,18 @@ class Build:
         raise KeyError(key)
 
     @property
-    def wanted_names(self) -> tuple[str, ...]:
-        """The names of the images this build outputs, in order, each once."""
-        return tuple(dict.fromkeys(self.unit(key).name for key in self.wanted))
+    def wanted(self) -> tuple[str, ...]:
+        """Keys of every unit an output is made of."""
+        return tuple(key for output in self.outputs for key in output.keys)
 
-    def units_named(self, name: str) -> tuple[Unit, ...]:
-        """The wanted units of image ``name``, one per platform."""
-        return tuple(self.unit(k) for k in self.wanted if self.unit(k).name == name)
+    def units_of(self, output: Output) -> tuple[Unit, ...]:
+        return tuple(self.unit(key) for key in output.keys)
+
+    def output_of(self, unit: Unit) -> Output | None:
+        for output in self.outputs:
+            if unit.key in output.keys:
+                return output
+        return None
 
 
 def _slug(text: str) -> str:
@@ -131,8 +178,11 @@ def local_platform() -> Platform:
     return Platform("linux", arch)
 
 
-def _unit_key(name: str, platform: Platform, several: bool) -> str:
-    return f"{name}@{platform.slug}" if several else name
+def unit_key(name: str, variant: str, platform: Platform, several: bool) -> str:
+    """``pilot``; ``pilot-distroless`` for a variant; ``...@linux_arm64`` when several
+    platforms are built."""
+    key = name if variant == DEFAULT_VARIANT else f"{name}-{variant}"
+    return f"{key}@{platform.slug}" if several else key
 
 
 def base_candidates(name: str, options: Options) -> set[str]:
@@ -181,11 +231,17 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
                 f"choose among the plan's images: {', '.join(names)}",
             )
     targets = options.targets or tuple(i.name for i in first.images if not i.base)
+    protected = sorted(set(options.hubs) & set(first.protected_hubs))
+    if options.push and protected and "CI" not in environ:
+        raise UserError(
+            f"pushing to {', '.join(protected)} is only done from CI",
+            first.path,
+            "push to another hub, or set CI=true if this really is CI (protectedHubs in the plan)",
+        )
     several = len(options.platforms) > 1
     dockerfiles: dict[Path, Dockerfile] = {}
     units: dict[str, Unit] = {}
     order: list[str] = []
-    wanted: list[str] = []
 
     def dockerfile(image: ImagePlan, plan: Plan) -> Dockerfile:
         path = image.dockerfile
@@ -201,8 +257,8 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
             )
         return dockerfiles[path]
 
-    def visit(image: ImagePlan, plan: Plan, stack: tuple[str, ...]) -> str:
-        key = _unit_key(image.name, plan.platform, several)
+    def visit(image: ImagePlan, plan: Plan, variant: str, stack: tuple[str, ...]) -> str:
+        key = unit_key(image.name, variant, plan.platform, several)
         if key in units:
             return key
         if image.name in stack:
@@ -214,7 +270,7 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
             )
         args = {
             **automatic_args(plan.platform),
-            "BASE_DISTRIBUTION": DEFAULT_VARIANT_DISTRIBUTION,
+            "BASE_DISTRIBUTION": PRIMARY_VARIANT if variant == DEFAULT_VARIANT else variant,
             **dict(plan.args),
             **dict(image.args),
             **dict(options.build_args),
@@ -252,7 +308,7 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
                     chain.base_where,
                     f"add {plan.platform} to its platforms",
                 )
-            base_key = visit(base, plan, (*stack, image.name))
+            base_key = visit(base, plan, variant, (*stack, image.name))
         unit = Unit(
             key=key,
             image=image,
@@ -261,22 +317,29 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
             base_key=base_key,
             base_ref=base_ref,
             build_args=tuple(sorted(args.items())),
-            dir=workspace / OUT / "build" / plan.platform.slug / image.name,
+            dir=workspace / OUT / "build" / plan.platform.slug / key.split("@")[0],
+            variant=variant,
         )
         units[key] = unit
         order.append(key)
         return key
 
     local = local_platform()
-    for plan in plans:
+    outputs: list[Output] = []
+    for variant, double in build_variants(options.variants):
         for name in targets:
-            image = plan.find(name)
-            assert image is not None
-            if not image.builds_for(plan.platform):
-                continue
-            if image.emulation_required and plan.platform != local:
-                continue
-            wanted.append(visit(image, plan, ()))
+            keys = []
+            for plan in plans:
+                image = plan.find(name)
+                assert image is not None
+                if not image.builds_for(plan.platform):
+                    continue
+                if image.emulation_required and plan.platform != local and not options.qemu:
+                    continue
+                keys.append(visit(image, plan, variant, ()))
+            if keys:
+                tags = variant_tags(options.tags, variant, double)
+                outputs.append(Output(name, variant, tags, tuple(keys)))
     goals: list[tuple[Platform, tuple[str, ...]]] = []
     for plan in plans:
         platform_goals: list[str] = []
@@ -291,6 +354,6 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
         options=options,
         plans=plans,
         units=tuple(units[k] for k in order),
-        wanted=tuple(wanted),
+        outputs=tuple(outputs),
         make_goals=tuple(goals),
     )

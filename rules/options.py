@@ -10,11 +10,11 @@ declared as doit parameters (``PARAMS``) so that doit accepts them. Pure.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from registry.oci import Platform
-from registry.reference import ReferenceError, check_hub, check_tag
+from registry.reference import ReferenceError, check_hub, check_tag, is_loopback
 from rules.errors import UserError
 from rules.layer import COMPRESSIONS
 
@@ -52,7 +52,17 @@ OPTIONS = (
         "str",
         "layer compression: none or gzip (env COMPRESSION; default none)",
     ),
-    Option("push", "push", "bool", "push every image to every hub and tag"),
+    Option(
+        "variants",
+        "variants",
+        "list",
+        "variants to build (env DOCKER_BUILD_VARIANTS; default: default)",
+    ),
+    Option("push", "push", "bool", "push every image to every hub and tag (env PUSH=true)"),
+    Option("save", "save", "bool", "also save each image under out/release/docker"),
+    Option("no_clobber", "no-clobber", "bool", "refuse to push over existing tags but latest"),
+    Option("no_cache", "no-cache", "bool", "rebuild everything"),
+    Option("qemu", "qemu", "bool", "build images that need emulation (env ISTIO_DOCKER_QEMU)"),
     Option(
         "insecure_registry",
         "insecure-registry",
@@ -70,12 +80,28 @@ class Options:
     targets: tuple[str, ...] = ()  # empty: every image that is not a base
     platforms: tuple[Platform, ...] = (Platform("linux", "amd64"),)
     build_args: tuple[tuple[str, str], ...] = ()
-    compression: str = "none"
+    compression: str = ""  # "" chooses from the destinations (see compression_for)
     skip_make: bool = False
     epoch: int = 0
     push: bool = False
     insecure: tuple[str, ...] = ()  # registries spoken to over plain HTTP
     registry_deadline: float = 60.0  # seconds a registry request may keep failing
+    variants: tuple[str, ...] = ("default",)
+    save: bool = False
+    no_clobber: bool = False
+    no_cache: bool = False
+    qemu: bool = False
+
+    @property
+    def layer_compression(self) -> str:
+        """The compression of every layer of the run, chosen once so that the layout and
+        every registry hold the same digests: none when every destination is a loopback
+        registry (or there is none), a fast gzip otherwise, unless --compression says."""
+        if self.compression:
+            return self.compression
+        if self.push and not all(is_loopback(hub.split("/")[0]) for hub in self.hubs):
+            return "gzip"
+        return "none"
 
 
 def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
@@ -135,6 +161,28 @@ def _split(values: Sequence[str], separators: str) -> tuple[str, ...]:
             if part and part not in out:
                 out.append(part)
     return tuple(out)
+
+
+def _variants(given: Mapping[str, list[str]], env: Callable[[str], str | None]) -> tuple[str, ...]:
+    """--variants (commas), else DOCKER_BUILD_VARIANTS (spaces), else default; with
+    INCLUDE_UNTAGGED_DEFAULT=true, default is added and the list sorted, as the seed does."""
+    if "variants" in given:
+        variants = list(_split(given["variants"], ","))
+    else:
+        legacy = env("DOCKER_BUILD_VARIANTS")
+        variants = list(_split([legacy], " ")) if legacy is not None else ["default"]
+    if env("INCLUDE_UNTAGGED_DEFAULT") == "true":
+        variants = sorted({*variants, "default"})
+    for variant in variants:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", variant):
+            raise UserError(
+                f"invalid variant {variant!r}",
+                "options",
+                "a variant becomes part of a tag: lowercase letters, digits, '.', '_', '-'",
+            )
+    if not variants:
+        raise UserError("no variant given", "options", "give --variants default,distroless")
+    return tuple(variants)
 
 
 def read_options(
@@ -214,8 +262,8 @@ def read_options(
                 f"invalid --build-arg {item!r}", "command line", "write --build-arg NAME=VALUE"
             )
         build_args.append((name, value))
-    compression = (pick("compression", "COMPRESSION") or ["none"])[-1]
-    if compression not in COMPRESSIONS:
+    compression = (pick("compression", "COMPRESSION") or [""])[-1]
+    if compression and compression not in COMPRESSIONS:
         raise UserError(
             f"unknown compression {compression!r}",
             "options",
@@ -229,6 +277,14 @@ def read_options(
             "set it to an integer such as 0",
         )
     push = "push" in given or env("PUSH") == "true"
+    save = "save" in given
+    if push and save:
+        raise UserError(
+            "--push and --save are mutually exclusive", "options", "give one of them per run"
+        )
+    variants = _variants(given, env)
+    qemu_text = env("ISTIO_DOCKER_QEMU") or ""
+    qemu = "qemu" in given or qemu_text in ("1", "t", "T", "true", "TRUE", "True")
     if push and not hubs:
         raise UserError(
             "--push needs a registry to push to", "options", "give --hub HOST[/PATH] or HUB=..."
@@ -246,6 +302,11 @@ def read_options(
             "set it to how long one registry request may keep failing, e.g. 60",
         )
     return Options(
+        variants=variants,
+        save=save,
+        no_clobber="no_clobber" in given,
+        no_cache="no_cache" in given,
+        qemu=qemu,
         push=push,
         insecure=insecure,
         registry_deadline=deadline,

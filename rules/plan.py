@@ -32,7 +32,7 @@ IMAGE_KEYS = (
     "args",
     "ignoreRuns",
 )
-PLAN_KEYS = ("images", "example", "args", "ignoreRuns")
+PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs")
 
 # Go's os.Expand: ${NAME} (any text up to '}'), $NAME (letters, digits, '_'), and the
 # one-character shell names ($1, $$, $?, ...), all looked up; "${}" and an unclosed "${"
@@ -73,6 +73,7 @@ class Plan:
     images: tuple[ImagePlan, ...]
     args: tuple[tuple[str, str], ...] = ()
     ignore_runs: bool = False
+    protected_hubs: tuple[str, ...] = ()  # pushed to only from CI (the env var CI set)
 
     def find(self, name: str) -> ImagePlan | None:
         for image in self.images:
@@ -246,6 +247,13 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
     ignore_runs = (
         reader.boolean(top["ignoreRuns"][1], "ignoreRuns") if "ignoreRuns" in top else False
     )
+    protected = (
+        tuple(
+            text.rstrip("/") for _, text in reader.strings(top["protectedHubs"][1], "protectedHubs")
+        )
+        if "protectedHubs" in top
+        else ()
+    )
     images_node = top["images"][1]
     if not isinstance(images_node, yaml.SequenceNode):
         raise reader.fail(
@@ -263,7 +271,7 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
             )
         seen[image.name] = image.where
         images.append(image)
-    return Plan(shown, platform, tuple(images), plan_args, ignore_runs)
+    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected)
 
 
 def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
@@ -334,7 +342,10 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
     files: list[Path] = []
     for item_node, item in items("files"):
         path = workspace / item
-        if not path.exists() and not path.is_symlink():
+        # a file under out/ may be made by make (as Istio's `make init` fetches envoy):
+        # it is looked for when the image is built
+        made = (workspace / "out") in path.resolve().parents
+        if not made and not path.exists() and not path.is_symlink():
             raise reader.fail(
                 item_node,
                 f"file {item!r} of {what} does not exist",

@@ -26,9 +26,10 @@ from registry.layout import Layout
 from registry.transport import RetryPolicy
 from rules import bases
 from rules.bases import ResolvedBase
-from rules.build import Build, Unit
+from rules.build import Build, Output, Unit
 from rules.digests import DigestCache
 from rules.dockerfile import CopyStep, evaluate
+from rules.errors import UserError
 from rules.layer import LayerBlob, write_layer
 from rules.progress import progress_display
 from rules.push import Origin, Progress, Pusher, destinations
@@ -218,7 +219,7 @@ class Steps:
             entries,
             self.workspace,
             self.layout,
-            self.build.options.compression,
+            self.build.options.layer_compression,
             self.build.options.epoch,
         )
         write_if_changed(unit.layer(index), _dump(blob.to_json()))
@@ -278,7 +279,7 @@ class Steps:
             [],
             self.workspace,
             self.layout,
-            self.build.options.compression,
+            self.build.options.layer_compression,
             self.build.options.epoch,
         )
 
@@ -309,12 +310,12 @@ class Steps:
 
     # -- the OCI layout ---------------------------------------------------------------------
 
-    def image_descriptor(self, name: str) -> oci.Descriptor:
-        """The image ``name`` as the outside sees it: its manifest when it is built for one
+    def image_descriptor(self, output: Output) -> oci.Descriptor:
+        """The image as the outside sees it: its manifest when it is built for one
         platform, an index (kept in the store) over the platforms' manifests otherwise."""
         manifests = [
             oci.Descriptor.from_json(_load(unit.image_record)["manifest"])
-            for unit in self.build.units_named(name)
+            for unit in self.build.units_of(output)
         ]
         if len(manifests) == 1:
             plain = manifests[0]
@@ -323,10 +324,10 @@ class Steps:
 
     def named_descriptors(self) -> dict[str, oci.Descriptor]:
         named: dict[str, oci.Descriptor] = {}
-        for name in self.build.wanted_names:
-            descriptor = self.image_descriptor(name)
-            for tag in self.build.options.tags:
-                named[f"{name}:{tag}"] = descriptor
+        for output in self.build.outputs:
+            descriptor = self.image_descriptor(output)
+            for ref_name in output.ref_names:
+                named[ref_name] = descriptor
         return named
 
     def write_layout(self) -> None:
@@ -350,35 +351,54 @@ class Steps:
                     origins[layer.digest] = origin
                     hints.setdefault(layer.digest, []).append(origin)
         options = self.build.options
-        for name in self.build.wanted_names:
-            for unit in self.build.units_named(name):
+        for output in self.build.outputs:
+            for unit in self.build.units_of(output):
                 if not unit.image_record.exists():
                     continue
                 manifest = self.layout.read(_load(unit.image_record)["manifest"]["digest"])
-                parsed = oci.Manifest.from_json(oci.parse_json_document(manifest, name))
-                for destination in destinations(options.hubs, name, options.tags):
+                parsed = oci.Manifest.from_json(oci.parse_json_document(manifest, output.name))
+                for destination in destinations(options.hubs, output.name, output.tags):
                     origin = Origin(destination.registry, destination.repository)
                     for layer in parsed.layers:
                         hints.setdefault(layer.digest, []).append(origin)
         return origins, hints
 
-    def push_record(self, name: str) -> Path:
-        return self.build.out / "build" / "push" / f"{name}.json"
-
-    def push(self, name: str) -> None:
+    def check_clobber(self) -> None:
+        """--no-clobber: every destination tag but latest must not exist yet (all named)."""
         options = self.build.options
-        descriptor = self.image_descriptor(name)
+        taken: list[str] = []
+        for output in self.build.outputs:
+            for destination in destinations(options.hubs, output.name, output.tags):
+                client = self.clients.get(destination.registry)
+                for tag in destination.tags:
+                    if tag == "latest":
+                        continue
+                    if client.head_manifest(destination.repository, tag) is not None:
+                        taken.append(f"{destination.name}:{tag}")
+        if taken:
+            raise UserError(
+                f"--no-clobber: {', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}",
+                "the registries",
+                "push with another tag, or without --no-clobber to overwrite",
+            )
+
+    def push_record(self, output: Output) -> Path:
+        return self.build.out / "build" / "push" / f"{output.label}.json"
+
+    def push(self, output: Output) -> None:
+        options = self.build.options
+        descriptor = self.image_descriptor(output)
         origins, hints = self.mount_hints()
         progress = Progress(progress_display(sys.stderr))
         pusher = Pusher(self.layout, self.clients.get, origins, hints, progress)
         pushed: dict[str, str] = {}
-        for destination in destinations(options.hubs, name, options.tags):
+        for destination in destinations(options.hubs, output.name, output.tags):
             report = pusher.push(descriptor, destination)
             progress.finish()
             print(report.line(), file=sys.stderr)
             for ref in destination.references():
                 pushed[ref] = descriptor.digest
-        write_if_changed(self.push_record(name), _dump(pushed))
+        write_if_changed(self.push_record(output), _dump(pushed))
 
     def layout_uptodate(self) -> bool:
         try:

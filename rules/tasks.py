@@ -75,10 +75,29 @@ class DigestChecker(FileChangedChecker):
         return [st.st_mtime_ns, st.st_size, self.cache.digest(dep, st)]
 
 
-class Reporter(ConsoleReporter):
-    """doit's console report, with our failures as one line each and no traceback."""
+STEPS = ("make", "base", "parse", "translate", "layer", "image", "layout", "push", "save")
+_created: dict[str, float] = {}  # seconds spent making the tasks (reading plan and files)
 
-    desc = "doit-oci: executed tasks, and one line per failure"
+
+def step_of(task_name: str) -> str:
+    """``layer:pilot.0`` -> ``layer``; a prefix chosen by the user is skipped."""
+    head = task_name.split(":", 1)[0]
+    for step in STEPS:
+        if head.endswith(step):
+            return step
+    return head
+
+
+class Reporter(ConsoleReporter):
+    """doit's console report, with our failures as one line each and no traceback, and
+    a timing line per step at the end of a run that did something, like the seed's."""
+
+    desc = "doit-oci: executed tasks, one line per failure, timings"
+
+    def __init__(self, outstream: Any, options: Any) -> None:
+        super().__init__(outstream, options)
+        self._started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
 
     def skip_uptodate(self, task: Any) -> None:
         pass
@@ -86,7 +105,22 @@ class Reporter(ConsoleReporter):
     def skip_ignore(self, task: Any) -> None:
         pass
 
+    def execute_task(self, task: Any) -> None:
+        super().execute_task(task)
+        if task.actions:
+            self._started[task.name] = time.monotonic()
+
+    def _stop(self, task: Any) -> None:
+        started = self._started.pop(task.name, None)
+        if started is not None:
+            step = step_of(task.name)
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.monotonic() - started
+
+    def add_success(self, task: Any) -> None:
+        self._stop(task)
+
     def add_failure(self, task: Any, fail: Any) -> None:
+        self._stop(task)
         message = fail.message if isinstance(fail, TaskFailed) else ""
         if message.startswith(_FAILED_MARK):
             self.failures.append({"task": task, "exception": fail, "ours": True})
@@ -97,6 +131,11 @@ class Reporter(ConsoleReporter):
     def complete_run(self) -> None:
         self.failures: list[dict[str, Any]] = [f for f in self.failures if not f.get("ours")]
         super().complete_run()
+        if self.seconds:
+            parts = [f"plan {_created.get('seconds', 0.0):.2f}s"] + [
+                f"{step} {self.seconds[step]:.2f}s" for step in STEPS if step in self.seconds
+            ]
+            sys.stderr.write(f"timing: {', '.join(parts)}\n")
 
 
 def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") -> dict[str, Any]:
@@ -143,7 +182,20 @@ def build_tasks(
     prefix: str = "",
     environ: Mapping[str, str] | None = None,
 ) -> Iterator[TaskDict]:
-    """The task dicts of ``build``; ``prefix`` is put before every task name."""
+    """The task dicts of ``build``; ``prefix`` is put before every task name. With
+    --no-cache every task that does something runs, whatever doit knows."""
+    for task in _build_tasks(build, group, prefix, environ):
+        if build.options.no_cache and task.get("actions"):
+            task["uptodate"] = [*task.get("uptodate", []), False]
+        yield task
+
+
+def _build_tasks(
+    build: Build,
+    group: str,
+    prefix: str,
+    environ: Mapping[str, str] | None,
+) -> Iterator[TaskDict]:
     steps = Steps(build, os.environ if environ is None else environ)
     options = build.options
     several = len(options.platforms) > 1
@@ -231,7 +283,7 @@ def build_tasks(
                 "uptodate": [
                     config_changed(
                         {
-                            "compression": options.compression,
+                            "compression": options.layer_compression,
                             "epoch": options.epoch,
                             "version": SPEC_VERSION,
                         }
@@ -262,28 +314,34 @@ def build_tasks(
         "targets": [str(build.layout_dir / "index.json")],
         "uptodate": [steps.layout_uptodate],
     }
-    push_tasks: dict[str, str] = {}
+    push_tasks: dict[str, str] = {}  # unit key -> the push task of its output
+    checks: list[str] = []
+    if options.push and options.no_clobber:
+        checks.append(name("no-clobber"))
+        yield {
+            "basename": checks[0],
+            "doc": "refuse to push when a destination tag other than latest exists already",
+            "actions": [_action(steps.check_clobber)],
+            "verbosity": 2,
+        }
     if options.push:
-        for image_name in build.wanted_names:
-            units = build.units_named(image_name)
+        for output in build.outputs:
+            units = build.units_of(output)
             targets = [
                 f"{d.name}:{tag}"
-                for d in destinations(options.hubs, image_name, options.tags)
+                for d in destinations(options.hubs, output.name, output.tags)
                 for tag in d.tags
             ]
-            bases_pushed = {
-                push_tasks[build.unit(u.base_key).name]
-                for u in units
-                if u.base_key and build.unit(u.base_key).name in push_tasks
-            }
-            push_tasks[image_name] = name(f"push:{image_name}")
+            bases_pushed = {push_tasks[u.base_key] for u in units if u.base_key in push_tasks}
+            task_name = name(f"push:{output.label}")
+            push_tasks.update((key, task_name) for key in output.keys)
             yield {
-                "basename": push_tasks[image_name],
-                "doc": f"push {image_name} to {', '.join(targets)}",
-                "actions": [_action(partial(steps.push, image_name))],
+                "basename": task_name,
+                "doc": f"push {output.label} to {', '.join(targets)}",
+                "actions": [_action(partial(steps.push, output))],
                 "file_dep": [str(u.image_record) for u in units],
-                "task_dep": sorted(bases_pushed),
-                "targets": [str(steps.push_record(image_name))],
+                "task_dep": [*checks, *sorted(bases_pushed)],
+                "targets": [str(steps.push_record(output))],
                 "uptodate": [config_changed({"to": targets, "version": SPEC_VERSION})],
                 "verbosity": 2,
             }
@@ -292,7 +350,7 @@ def build_tasks(
         "doc": "build the plan's images into the OCI image layout out/oci"
         + (" and push them" if options.push else ""),
         "actions": None,
-        "task_dep": [name("layout"), *push_tasks.values()],
+        "task_dep": [name("layout"), *sorted(set(push_tasks.values()))],
         "params": _params(options.plan),
     }
 
@@ -335,13 +393,16 @@ def image_tasks(
     """
 
     def create() -> Iterator[TaskDict]:
+        started = time.monotonic()
         env = os.environ if environ is None else environ
         try:
             options = read_options(sys.argv[1:], env, group, default_plan=plan or DEFAULT_PLAN)
             build = load_build(options, Path.cwd(), env)
         except UserError as exc:
             raise InvalidTask(str(exc)) from None
-        yield from build_tasks(build, group, prefix, env)
+        tasks = list(build_tasks(build, group, prefix, env))
+        _created["seconds"] = time.monotonic() - started
+        yield from tasks
 
     create.__doc__ = "build the plan's images into the OCI image layout out/oci"
     return create

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from registry import oci
-from registry.client import BlobSource, FileSlice, RegistryClient, RegistryError, is_loopback
+from registry.client import BlobSource, FileSlice, RegistryClient, RegistryError
+from registry.reference import is_loopback
 from registry.transport import RetryPolicy
 
 HOST = "127.0.0.1:5000"

@@ -48,7 +48,7 @@ ARM64 = Platform("linux", "arm64")
         # the task's name as an option value is a value
         ([TASK, "--plan", TASK, "--tag", "t"], {"plan": [TASK], "tag": ["t"]}),
         # options we do not know are skipped, flag-like or with '='
-        ([TASK, "--nope", "--tag", "t", "--save=x", "--hub", "h"], {"tag": ["t"], "hub": ["h"]}),
+        ([TASK, "--nope", "--tag", "t", "--saved=x", "--hub", "h"], {"tag": ["t"], "hub": ["h"]}),
         # a flag takes no value
         ([TASK, "--push", "--tag", "t"], {"push": ["true"], "tag": ["t"]}),
         # NAME=VALUE words are doit variables: skipped, they do not end our options
@@ -99,7 +99,12 @@ def test_every_option_has_a_flag_and_help() -> None:
         "architectures",
         "build-arg",
         "compression",
+        "variants",
         "push",
+        "save",
+        "no-clobber",
+        "no-cache",
+        "qemu",
         "insecure-registry",
     ]
     assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
@@ -116,10 +121,11 @@ def test_defaults() -> None:
         targets=(),
         platforms=(AMD64,),
         build_args=(),
-        compression="none",
+        compression="",
         skip_make=False,
         epoch=0,
     )
+    assert read_options([], {}).layer_compression == "none"
     assert read_options([], {}, default_plan="plans/own.yaml").plan == "plans/own.yaml"
 
 
@@ -189,7 +195,7 @@ def _opts(argv: list[str], environ: dict[str, str], **kwargs: str) -> Options:
         (["--build-arg=_X=a=b"], {}, "build_args", (("_X", "a=b"),)),
         # compression
         ([], {"COMPRESSION": "gzip"}, "compression", "gzip"),
-        ([], {"COMPRESSION": ""}, "compression", "none"),
+        ([], {"COMPRESSION": ""}, "compression", ""),
         (["--compression", "none"], {"COMPRESSION": "gzip"}, "compression", "none"),
         # SKIP_MAKE, as the seed reads it
         ([], {"SKIP_MAKE": "true"}, "skip_make", True),
@@ -386,3 +392,68 @@ def test_push_needs_a_hub_and_takes_insecure_registries() -> None:
     assert read_options([TASK], {"REGISTRY_DEADLINE": "2.5"}).registry_deadline == 2.5
     with pytest.raises(UserError, match="REGISTRY_DEADLINE='soon'"):
         read_options([TASK], {"REGISTRY_DEADLINE": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "variants"),
+    [
+        ([TASK], {}, ("default",)),
+        ([TASK, "--variants", "default,distroless"], {}, ("default", "distroless")),
+        ([TASK], {"DOCKER_BUILD_VARIANTS": "distroless debug"}, ("distroless", "debug")),
+        (
+            [TASK],
+            {"DOCKER_BUILD_VARIANTS": "distroless", "INCLUDE_UNTAGGED_DEFAULT": "true"},
+            ("default", "distroless"),
+        ),
+        (
+            [TASK],
+            {"DOCKER_BUILD_VARIANTS": "debug", "INCLUDE_UNTAGGED_DEFAULT": "false"},
+            ("debug",),
+        ),
+        ([TASK, "--variants", "debug"], {"DOCKER_BUILD_VARIANTS": "distroless"}, ("debug",)),
+    ],
+)
+def test_variants(argv: list[str], environ: dict[str, str], variants: tuple[str, ...]) -> None:
+    assert read_options(argv, environ).variants == variants
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "qemu"),
+    [
+        ([TASK], {}, False),
+        ([TASK, "--qemu"], {}, True),
+        ([TASK], {"ISTIO_DOCKER_QEMU": "1"}, True),
+        ([TASK], {"ISTIO_DOCKER_QEMU": "true"}, True),
+        ([TASK], {"ISTIO_DOCKER_QEMU": "no"}, False),
+    ],
+)
+def test_qemu(argv: list[str], environ: dict[str, str], qemu: bool) -> None:
+    assert read_options(argv, environ).qemu is qemu
+
+
+def test_flags_and_their_conflicts() -> None:
+    options = read_options([TASK, "--save", "--no-cache"], {})
+    assert options.save and options.no_cache and not options.no_clobber
+    assert read_options([TASK, "--push", "--no-clobber", "--hub", "h.io"], {}).no_clobber
+    with pytest.raises(UserError, match="--push and --save are mutually exclusive"):
+        read_options([TASK, "--push", "--save", "--hub", "h.io"], {})
+    with pytest.raises(UserError, match="invalid variant 'Bad'"):
+        read_options([TASK, "--variants", "Bad"], {})
+
+
+@pytest.mark.parametrize(
+    ("argv", "compression"),
+    [
+        ([TASK], "none"),
+        ([TASK, "--push", "--hub", "127.0.0.1:5000/x"], "none"),
+        ([TASK, "--push", "--hub", "localhost:5000,127.0.0.1:5001"], "none"),
+        ([TASK, "--push", "--hub", "gcr.io/istio"], "gzip"),
+        ([TASK, "--push", "--hub", "localhost:5000,gcr.io/istio"], "gzip"),
+        ([TASK, "--push", "--hub", "gcr.io/istio", "--compression", "zstd"], "zstd"),
+        ([TASK, "--compression", "gzip"], "gzip"),
+    ],
+)
+def test_compression_is_chosen_once_from_the_destinations(
+    argv: list[str], compression: str
+) -> None:
+    assert read_options(argv, {}).layer_compression == compression
