@@ -24,26 +24,13 @@ import httpx
 from registry import oci
 from registry.auth import AuthError, RegistryAuth
 from registry.credentials import CredentialError, Credentials, load_credentials
+from registry.errors import RegistryError
 from registry.reference import is_loopback
 from registry.transport import Exhausted, RetryPolicy, send_with_retries
 
 CHUNK = 1 << 20
 MANIFEST_TYPES = (oci.MANIFEST, oci.INDEX, oci.DOCKER_MANIFEST, oci.DOCKER_MANIFEST_LIST)
 USER_AGENT = "doit-oci/0.1"
-
-
-class RegistryError(Exception):
-    """One line: which registry and repository, what we were doing, what it answered."""
-
-    def __init__(
-        self, registry: str, repository: str, operation: str, detail: str, status: int = 0
-    ) -> None:
-        where = f"{registry}/{repository}" if repository else registry
-        super().__init__(f"{where}: {operation} failed: {detail}")
-        self.registry = registry
-        self.repository = repository
-        self.operation = operation
-        self.status = status
 
 
 def error_detail(response: httpx.Response) -> str:

@@ -9,11 +9,15 @@ output needs them whole (the OCI layout without a push).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from registry import oci
-from registry.client import RegistryClient, RegistryError
+from registry.errors import RegistryError
 from registry.layout import Layout
 from registry.reference import Reference
+
+if TYPE_CHECKING:
+    from registry.client import RegistryClient
 
 INDEX_TYPES = (oci.INDEX, oci.DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = (oci.MANIFEST, oci.DOCKER_MANIFEST)

@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from registry import oci
-from registry.client import BlobSource, RegistryClient
 from registry.layout import Layout
 from registry.reference import split_repository
+
+if TYPE_CHECKING:  # the client (and httpx) is imported only when something is pushed
+    from registry.client import BlobSource, RegistryClient
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,8 @@ class Pusher:
         return sorted(known)
 
     def _source(self, descriptor: oci.Descriptor) -> BlobSource:
+        from registry.client import BlobSource
+
         if self.layout.has_blob(descriptor.digest):
             return BlobSource.from_file(
                 self.layout.blob_path(descriptor.digest), descriptor.digest, self.progress.advance

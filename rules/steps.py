@@ -17,13 +17,12 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry import oci, reference
-from registry.client import Clients, RegistryError
+from registry.errors import RegistryError
 from registry.files import write_if_changed
 from registry.layout import Layout
-from registry.transport import RetryPolicy
 from rules import bases
 from rules.bases import ResolvedBase
 from rules.build import Build, Output, Unit
@@ -35,6 +34,9 @@ from rules.progress import progress_display
 from rules.push import Origin, Progress, Pusher, destinations
 from rules.translate import Context, ContextDir, PlanContext, plan_copy
 from rules.tree import Entry, Tree
+
+if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
+    from registry.client import Clients
 
 
 def _dump(document: Any) -> bytes:
@@ -67,6 +69,9 @@ class Steps:
 
     @property
     def clients(self) -> Clients:
+        from registry.client import Clients
+        from registry.transport import RetryPolicy
+
         if self._clients is None:
             options = self.build.options
             policy = RetryPolicy(deadline=options.registry_deadline)

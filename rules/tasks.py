@@ -29,7 +29,7 @@ from doit.exceptions import InvalidTask, TaskFailed
 from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
-from registry.client import RegistryError
+from registry.errors import RegistryError
 from registry.oci import Platform
 from rules.build import Build, Unit, load_build
 from rules.digests import DigestCache
