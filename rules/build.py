@@ -94,6 +94,7 @@ class Output:
     variant: str
     tags: tuple[str, ...]  # "1.2", or "1.2-distroless" (and "1.2" for debug as default)
     keys: tuple[str, ...]
+    also_default: bool = False  # the debug build that the default variant also names
 
     @property
     def label(self) -> str:
@@ -339,7 +340,8 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
                 keys.append(visit(image, plan, variant, ()))
             if keys:
                 tags = variant_tags(options.tags, variant, double)
-                outputs.append(Output(name, variant, tags, tuple(keys)))
+                also = double and variant == PRIMARY_VARIANT
+                outputs.append(Output(name, variant, tags, tuple(keys), also))
     goals: list[tuple[Platform, tuple[str, ...]]] = []
     for plan in plans:
         platform_goals: list[str] = []

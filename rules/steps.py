@@ -387,6 +387,54 @@ class Steps:
                 "push with another tag, or without --no-clobber to overwrite",
             )
 
+    # -- save -------------------------------------------------------------------------------
+
+    def save_paths(self, output: Output) -> dict[str, Path]:
+        """What --save writes for ``output``, by role, under out/release/docker: as the
+        seed, ``<name>[-variant][-arch].tar.gz`` (docker load) per platform, the arch left
+        out for linux/amd64; beyond the seed, the whole index of a multi-platform image as
+        an OCI archive ``<name>[-variant].oci.tar``; and the seed's alias copy, without the
+        variant, for the debug build that is also the default."""
+        folder = self.build.out / "release" / "docker"
+        units = self.build.units_of(output)
+        paths: dict[str, Path] = {}
+        for unit in units:
+            suffix = "" if str(unit.platform) == "linux/amd64" else f"-{unit.platform.architecture}"
+            paths[f"docker:{unit.key}"] = folder / f"{output.label}{suffix}.tar.gz"
+            if output.also_default:
+                paths[f"alias:{unit.key}"] = folder / f"{output.name}{suffix}.tar.gz"
+        if len(units) > 1:
+            paths["oci"] = folder / f"{output.label}.oci.tar"
+            if output.also_default:
+                paths["alias:oci"] = folder / f"{output.name}.oci.tar"
+        return paths
+
+    def save(self, output: Output) -> None:
+        from rules.save import alias, write_docker_archive, write_oci_archive
+
+        options = self.build.options
+        if options.hubs:
+            repo_tags = [
+                ref
+                for d in destinations(options.hubs, output.name, output.tags)
+                for ref in d.references()
+            ]
+        else:
+            repo_tags = list(output.ref_names)
+        paths = self.save_paths(output)
+        for unit in self.build.units_of(output):
+            manifest = oci.Descriptor.from_json(_load(unit.image_record)["manifest"])
+            target = paths[f"docker:{unit.key}"]
+            write_docker_archive(self.layout, manifest, repo_tags, target)
+            if f"alias:{unit.key}" in paths:
+                alias(target, paths[f"alias:{unit.key}"])
+        if "oci" in paths:
+            write_oci_archive(
+                self.layout, self.image_descriptor(output), output.ref_names[0], paths["oci"]
+            )
+            if "alias:oci" in paths:
+                alias(paths["oci"], paths["alias:oci"])
+
     def push_record(self, output: Output) -> Path:
         return self.build.out / "build" / "push" / f"{output.label}.json"
 

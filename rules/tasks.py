@@ -139,13 +139,18 @@ class Reporter(ConsoleReporter):
 
 
 def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") -> dict[str, Any]:
-    """DOIT_CONFIG for a dodo.py that builds images: state in the workspace, our checker."""
+    """DOIT_CONFIG for a dodo.py that builds images: state in the workspace, our checker,
+    tasks in parallel processes."""
     return {
         "backend": "sqlite3",
         "dep_file": dep_file,
         "check_file_uptodate": DigestChecker,
         "reporter": Reporter,
         "default_tasks": [default_task],
+        # independent tasks at once (make beside the base images' resolution, layers of
+        # different images...): as many as there are cores, up to 4; `doit -n 1` for one
+        "num_process": max(1, min(4, os.cpu_count() or 1)),
+        "par_type": "process",
     }
 
 
@@ -345,12 +350,29 @@ def _build_tasks(
                 "uptodate": [config_changed({"to": targets, "version": SPEC_VERSION})],
                 "verbosity": 2,
             }
+    save_tasks: list[str] = []
+    if options.save:
+        for output in build.outputs:
+            save_tasks.append(name(f"save:{output.label}"))
+            yield {
+                "basename": save_tasks[-1],
+                "doc": f"save {output.label} under out/release/docker",
+                "actions": [_action(partial(steps.save, output))],
+                "file_dep": [str(u.image_record) for u in build.units_of(output)],
+                "targets": [str(p) for p in steps.save_paths(output).values()],
+                "uptodate": [
+                    config_changed(
+                        {"tags": output.ref_names, "hubs": options.hubs, "version": SPEC_VERSION}
+                    )
+                ],
+                "clean": True,
+            }
     yield {
         "basename": group,
         "doc": "build the plan's images into the OCI image layout out/oci"
         + (" and push them" if options.push else ""),
         "actions": None,
-        "task_dep": [name("layout"), *sorted(set(push_tasks.values()))],
+        "task_dep": [name("layout"), *sorted(set(push_tasks.values())), *save_tasks],
         "params": _params(options.plan),
     }
 

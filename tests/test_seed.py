@@ -394,3 +394,131 @@ def test_timings_per_step_end_a_run(example: Path) -> None:
     assert steps == ["plan", "make", "parse", "translate", "layer", "image", "layout"]
     again = doit(example, "build_images")
     assert "timing:" not in again.err  # nothing ran, nothing to time
+
+
+def _gunzip(path: Path, target: Path) -> Path:
+    import gzip
+
+    target.write_bytes(gzip.decompress(path.read_bytes()))
+    return target
+
+
+def test_save_writes_docker_archives_with_the_seeds_names(example: Path, tmp_path: Path) -> None:
+    run = doit(
+        example,
+        "build_images",
+        "--save",
+        "--targets",
+        "hello,whoami",
+        env={
+            "DOCKER_BUILD_VARIANTS": "default debug distroless",
+            "HUB": "localhost:5000/istio",
+            "TAG": "1.2",
+        },
+    )
+    assert run.code == 0, run.text
+    folder = example / "out/release/docker"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "hello-debug.tar.gz",
+        "hello-distroless.tar.gz",
+        "hello.tar.gz",
+        "whoami-debug.tar.gz",
+        "whoami-distroless.tar.gz",
+        "whoami.tar.gz",
+    ]
+    # the default variant is the debug build: its archive under both names
+    assert (folder / "hello.tar.gz").read_bytes() == (folder / "hello-debug.tar.gz").read_bytes()
+    archive = _gunzip(folder / "hello-debug.tar.gz", tmp_path / "hello.tar")
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        (entry,) = json.loads(member.read())
+    assert entry["RepoTags"] == [
+        "localhost:5000/istio/hello:1.2-debug",
+        "localhost:5000/istio/hello:1.2",
+    ]
+    # skopeo finds the image by one of those names
+    named = f"docker-archive:{archive}:localhost:5000/istio/hello:1.2"
+    subprocess.run(["skopeo", "inspect", named], capture_output=True, check=True)
+    config = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--config", f"docker-archive:{archive}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    layout_config = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--config", f"oci:{example}/out/oci:hello:1.2"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert config == layout_config
+    # reproducible: saving again (no cache) writes the same bytes
+    before = (folder / "whoami-distroless.tar.gz").read_bytes()
+    again = doit(
+        example,
+        "build_images",
+        "--save",
+        "--no-cache",
+        "--targets",
+        "hello,whoami",
+        env={
+            "DOCKER_BUILD_VARIANTS": "default debug distroless",
+            "HUB": "localhost:5000/istio",
+            "TAG": "1.2",
+        },
+    )
+    assert again.code == 0 and "save:whoami-distroless" in again.executed
+    assert (folder / "whoami-distroless.tar.gz").read_bytes() == before
+
+
+@pytest.mark.skipif(
+    shutil.which("aarch64-linux-gnu-gcc") is None and shutil.which("x86_64-linux-gnu-gcc") is None,
+    reason="no cross compiler: .ci/install --test installs one",
+)
+def test_save_of_a_multi_platform_image(example: Path, tmp_path: Path) -> None:
+    run = doit(
+        example,
+        "build_images",
+        "--save",
+        "--targets",
+        "hello",
+        env={"DOCKER_ARCHITECTURES": "linux/amd64,linux/arm64"},
+    )
+    assert run.code == 0, run.text
+    folder = example / "out/release/docker"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "hello-arm64.tar.gz",
+        "hello.oci.tar",
+        "hello.tar.gz",
+    ]
+    raw = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--raw", f"oci-archive:{folder / 'hello.oci.tar'}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert [m["platform"]["architecture"] for m in raw["manifests"]] == ["amd64", "arm64"]
+    arm = _gunzip(folder / "hello-arm64.tar.gz", tmp_path / "arm.tar")
+    inspected = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", f"docker-archive:{arm}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert inspected["Architecture"] == "arm64"
+
+
+def test_push_and_save_are_mutually_exclusive(example: Path) -> None:
+    run = doit(example, "build_images", "--push", "--save", "--hub", "127.0.0.1:1/x")
+    assert run.code != 0 and "--push and --save are mutually exclusive" in run.err
