@@ -522,3 +522,66 @@ def test_save_of_a_multi_platform_image(example: Path, tmp_path: Path) -> None:
 def test_push_and_save_are_mutually_exclusive(example: Path) -> None:
     run = doit(example, "build_images", "--push", "--save", "--hub", "127.0.0.1:1/x")
     assert run.code != 0 and "--push and --save are mutually exclusive" in run.err
+
+
+def test_the_seeds_parser_bugs_are_not_copied(example: Path, tmp_path: Path) -> None:
+    (example / "one.txt").write_text("one\n")
+    (example / "two.txt").write_text("two\n")
+    (example / "seed.Dockerfile").write_text(
+        "from base\n"
+        "arg A=1 B=2\n"
+        "env PATH=/opt/bin:$PATH X=$A Y=$B\n"
+        "label one=1 two=2\n"
+        "copy --chmod=0600 one.txt two.txt /etc/seed/\n"
+        "copy one.txt /etc/same\n"
+        "copy two.txt /etc/same\n"
+        "expose 8080 53/udp\n"
+        "volume /data\n"
+        "stopsignal SIGQUIT\n"
+        'healthcheck CMD ["/bin/true"]\n'
+    )
+    plan = example / "plans" / "images.yaml"
+    plan.write_text(
+        plan.read_text()
+        + ("\n- name: seedbugs\n  dockerfile: seed.Dockerfile\n  files: [one.txt, two.txt]\n")
+    )
+    run = doit(example, "build_images", "--targets", "seedbugs")
+    assert run.code == 0, run.text
+    assert "HEALTHCHECK is ignored: the OCI image format has no field for it" in run.err
+    config = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--config", f"oci:{example}/out/oci:seedbugs:latest"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert config["config"]["Env"] == [
+        "PATH=/opt/bin:/usr/local/bin:/usr/bin:/bin",  # replaced in place, not appended
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        "X=1",
+        "Y=2",
+    ]
+    assert config["config"]["Labels"]["one"] == "1" and config["config"]["Labels"]["two"] == "2"
+    assert config["config"]["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
+    assert config["config"]["Volumes"] == {"/data": {}}
+    assert config["config"]["StopSignal"] == "SIGQUIT"
+    layers = [
+        json.loads((example / f"out/build/linux_amd64/seedbugs/layer-{i}.inputs.json").read_text())[
+            "entries"
+        ]
+        for i in range(3)
+    ]
+    assert [(e["path"], e["mode"]) for e in layers[0] if e["kind"] == "file"] == [
+        ("etc/seed/one.txt", 0o600),
+        ("etc/seed/two.txt", 0o600),
+    ]
+    # two COPYs to one destination: both count, the second wins
+    assert [e["source"] for e in layers[1]] == ["one.txt"]
+    assert [e["source"] for e in layers[2]] == ["two.txt"]
+    bundle = tmp_path / "bundle"
+    command = ["umoci", "unpack", "--image", f"{example}/out/oci:seedbugs:latest", str(bundle)]
+    if os.geteuid() != 0:
+        command.insert(2, "--rootless")
+    subprocess.run(command, capture_output=True, check=True)
+    assert (bundle / "rootfs/etc/same").read_text() == "two\n"
