@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from registry import oci
 from registry.layout import BlobWriter, Layout
+from rules.compress import COMPRESSIONS as COMPRESSIONS
+from rules.compress import Stream, check, compressing
 from rules.errors import UserError
 from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
 
 CHUNK = 1 << 20
 BLOCK = 512
-COMPRESSIONS = ("none", "gzip")
-GZIP_LEVEL = 1
 _TYPES = {
     DIR: tarfile.DIRTYPE,
     FILE: tarfile.REGTYPE,
@@ -48,7 +47,8 @@ class LayerBlob:
 
 
 def media_type(compression: str) -> str:
-    return {"none": oci.LAYER_TAR, "gzip": oci.LAYER_GZIP}[compression]
+    check(compression)
+    return {"none": oci.LAYER_TAR, "gzip": oci.LAYER_GZIP, "zstd": oci.LAYER_ZSTD}[compression]
 
 
 def tar_header(entry: Entry, epoch: int) -> bytes:
@@ -64,29 +64,26 @@ def tar_header(entry: Entry, epoch: int) -> bytes:
 
 
 class _Sink:
-    """tar bytes -> diff_id hash -> compressor -> blob writer."""
+    """tar bytes -> diff_id hash -> compression stream -> blob writer."""
 
-    def __init__(self, blob: BlobWriter, compression: str) -> None:
+    def __init__(self, blob: BlobWriter, stream: Stream | None) -> None:
         self.blob = blob
-        self.diff = hashlib.sha256() if compression != "none" else None
-        self.compressor = (
-            zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if compression == "gzip" else None
-        )
+        self.stream = stream
+        self.diff = hashlib.sha256() if stream is not None else None
 
     def write(self, data: bytes | memoryview) -> None:
-        if self.diff is not None:
-            self.diff.update(data)
-        if self.compressor is not None:
-            out = self.compressor.compress(data)
-            if out:
-                self.blob.write(out)
-        else:
+        if self.stream is None:
             self.blob.write(data)
+            return
+        assert self.diff is not None
+        self.diff.update(data)
+        self.stream.write(data)
 
     def finish(self) -> str:
-        if self.compressor is not None:
-            self.blob.write(self.compressor.flush())
-        return "sha256:" + self.diff.hexdigest() if self.diff is not None else ""
+        if self.stream is None or self.diff is None:
+            return ""
+        self.stream.close()
+        return "sha256:" + self.diff.hexdigest()
 
 
 def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) -> None:
@@ -131,16 +128,21 @@ def write_layer(
     Entries are written in path order (a directory before what it holds), whatever order
     they come in, so that the same entries always give the same bytes.
     """
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"unknown layer compression {compression!r}: use one of {COMPRESSIONS}")
+    check(compression)
     buffer = bytearray(CHUNK)
     with layout.writer() as blob:
-        sink = _Sink(blob, compression)
-        for entry in sorted(entries, key=lambda e: e.sort_key):
-            sink.write(tar_header(entry, epoch))
-            if entry.kind == FILE:
-                _copy_file(sink, entry, workspace, buffer)
-        sink.write(bytes(2 * BLOCK))
-        diff_id = sink.finish()
+        stream = compressing(compression, blob)
+        sink = _Sink(blob, stream)
+        try:
+            for entry in sorted(entries, key=lambda e: e.sort_key):
+                sink.write(tar_header(entry, epoch))
+                if entry.kind == FILE:
+                    _copy_file(sink, entry, workspace, buffer)
+            sink.write(bytes(2 * BLOCK))
+            diff_id = sink.finish()
+        except BaseException:
+            if stream is not None:
+                stream.abort()
+            raise
         digest = blob.commit()
     return LayerBlob(diff_id or digest, oci.Descriptor(media_type(compression), digest, blob.size))

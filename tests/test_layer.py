@@ -10,14 +10,22 @@ import gzip
 import hashlib
 import io
 import os
+import platform
+import shutil
+import subprocess
+import sys
 import tarfile
+import threading
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from registry import oci
 from registry.layout import Layout
+from rules import compress
 from rules.digests import file_digest
 from rules.dockerfile import CopyStep
 from rules.errors import UserError
@@ -87,6 +95,37 @@ def read_blob(layout: Layout, blob: LayerBlob) -> bytes:
 def members(tar_bytes: bytes) -> list[tarfile.TarInfo]:
     with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
         return tar.getmembers()
+
+
+def pseudo_random(size: int, seed: bytes) -> bytes:
+    """Incompressible bytes that are the same on every run."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha512(seed + counter.to_bytes(8, "little")).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def text(size: int) -> bytes:
+    """Compressible bytes, the same on every run: numbered lines of varying words."""
+    words = [b"layer", b"image", b"digest", b"registry", b"manifest", b"blob", b"tar", b"config"]
+    out = bytearray()
+    line = 0
+    while len(out) < size:
+        out += b"%d %s %s %d\n" % (line, words[line % 8], words[line * 7 % 8], line * line % 9973)
+        line += 1
+    return bytes(out[:size])
+
+
+def unpack(compression: str, blob: bytes) -> bytes:
+    """The tar inside a blob, read with decoders other than the ones that wrote it."""
+    if compression == "gzip":
+        return gzip.decompress(blob)  # the standard library's zlib, not ISA-L
+    if compression == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+    assert compression == "none"
+    return blob
 
 
 def leftovers(layout: Layout) -> list[str]:
@@ -270,27 +309,229 @@ def test_uncompressed_layer(workspace: Path, layout: Layout) -> None:
     assert blob.diff_id == blob.descriptor.digest
 
 
-def test_gzip_layer_is_the_same_tar_compressed(workspace: Path, layout: Layout) -> None:
-    entries = sample(workspace)
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_every_compression_round_trips(workspace: Path, layout: Layout, compression: str) -> None:
+    entries = [
+        *sample(workspace),
+        file_entry(workspace, "big/random", "src/random", pseudo_random(2_500_000, b"r")),
+        file_entry(workspace, "big/text", "src/text", text(1_300_000)),
+    ]
     plain = write_layer(entries, workspace, layout, "none", EPOCH)
-    packed = write_layer(entries, workspace, layout, "gzip", EPOCH)
-    assert packed.descriptor.media_type == oci.LAYER_GZIP == media_type("gzip")
+    packed = write_layer(entries, workspace, layout, compression, EPOCH)
     tar_bytes = read_blob(layout, plain)
     blob_bytes = read_blob(layout, packed)
-    assert blob_bytes[:2] == b"\x1f\x8b"
-    assert blob_bytes[4:8] == bytes(4)  # no timestamp in the gzip header
-    assert gzip.decompress(blob_bytes) == tar_bytes
+    assert unpack(compression, blob_bytes) == tar_bytes
     assert packed.diff_id == plain.diff_id == sha256(tar_bytes)
-    assert packed.descriptor.digest == sha256(blob_bytes) != packed.diff_id
+    assert packed.descriptor.digest == sha256(blob_bytes)
     assert packed.descriptor.size == len(blob_bytes)
+    assert (packed.descriptor.digest == packed.diff_id) == (compression == "none")
 
 
-def test_unknown_compression_is_refused_before_anything_is_written(
-    workspace: Path, layout: Layout
+@pytest.mark.parametrize(
+    ("compression", "expected"),
+    [("none", oci.LAYER_TAR), ("gzip", oci.LAYER_GZIP), ("zstd", oci.LAYER_ZSTD)],
+)
+def test_media_types(workspace: Path, layout: Layout, compression: str, expected: str) -> None:
+    suffix = {"none": "tar", "gzip": "tar+gzip", "zstd": "tar+zstd"}[compression]
+    assert COMPRESSIONS == ("none", "gzip", "zstd")
+    assert expected == "application/vnd.oci.image.layer.v1." + suffix
+    assert media_type(compression) == expected
+    assert write_layer([], workspace, layout, compression, EPOCH).descriptor.media_type == expected
+
+
+@pytest.mark.parametrize("engine", ["isal", "zlib"])
+def test_gzip_header_and_trailer_are_fixed(
+    workspace: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
-    with pytest.raises(ValueError, match="zstd"):
-        write_layer(sample(workspace), workspace, layout, "zstd", EPOCH)
+    monkeypatch.setattr(compress, "GZIP_ENGINE", engine)
+    entries = [file_entry(workspace, "f", "f", text(3_000_000))]
+    tar_bytes = read_blob(layout, write_layer(entries, workspace, layout, "none", EPOCH))
+    blob = read_blob(layout, write_layer(entries, workspace, layout, "gzip", EPOCH))
+    assert blob[0:2] == b"\x1f\x8b"  # magic
+    assert blob[2] == 8  # CM: deflate
+    assert blob[3] == 0  # FLG: no name, comment, extra field or header CRC
+    assert blob[4:8] == bytes(4)  # MTIME 0
+    assert blob[8] == 0  # XFL
+    assert blob[9] == 255  # OS: unknown, whatever the host
+    assert blob[-10:-8] == b"\x03\x00"  # an empty final block with fixed codes
+    assert blob[-8:-4] == zlib.crc32(tar_bytes).to_bytes(4, "little")
+    assert blob[-4:] == (len(tar_bytes) % 2**32).to_bytes(4, "little")
+    assert zlib.decompress(blob, 31) == tar_bytes  # one member, nothing after it
+    assert len(blob) < len(tar_bytes) // 2
+
+
+def test_zstd_frame_header_is_fixed(workspace: Path, layout: Layout) -> None:
+    entries = [file_entry(workspace, "f", "f", text(3_000_000))]
+    tar_bytes = read_blob(layout, write_layer(entries, workspace, layout, "none", EPOCH))
+    blob = read_blob(layout, write_layer(entries, workspace, layout, "zstd", EPOCH))
+    assert blob[0:4] == b"\x28\xb5\x2f\xfd"  # magic
+    # frame header descriptor: a checksum; no content size, single segment or dictionary id
+    assert blob[4] == 0b0000_0100
+    assert blob[5] == (21 - 10) << 3  # window descriptor: 2 MiB, the window of zstd level 3
+    frame = zstandard.get_frame_parameters(blob)
+    assert frame.content_size == zstandard.CONTENTSIZE_UNKNOWN
+    assert (frame.window_size, frame.dict_id, frame.has_checksum) == (2 << 20, 0, True)
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == tar_bytes
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)) as reader:
+        assert reader.read() == tar_bytes
+    assert len(blob) < len(tar_bytes) // 2
+
+
+def test_zstd_blob_is_read_by_another_process(workspace: Path, layout: Layout) -> None:
+    entries = [file_entry(workspace, "f", "f", text(3_000_000))]
+    packed = write_layer(entries, workspace, layout, "zstd", EPOCH)
+    code = (
+        "import hashlib, sys, zstandard\n"
+        "digest = hashlib.sha256()\n"
+        "with open(sys.argv[1], 'rb') as blob:\n"
+        "    for chunk in zstandard.ZstdDecompressor().read_to_iter(blob):\n"
+        "        digest.update(chunk)\n"
+        "print('sha256:' + digest.hexdigest())\n"
+    )
+    path = layout.blob_path(packed.descriptor.digest)
+    done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, packed.diff_id), done.stderr
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_blob_is_read_by_the_command_line_tool(
+    workspace: Path, layout: Layout, compression: str
+) -> None:
+    if shutil.which(compression) is None:
+        pytest.skip(f"no {compression} command on this machine")
+    entries = [file_entry(workspace, "f", "f", text(3_000_000))]
+    packed = write_layer(entries, workspace, layout, compression, EPOCH)
+    path = layout.blob_path(packed.descriptor.digest)
+    tested = subprocess.run([compression, "-t", path], capture_output=True)
+    assert tested.returncode == 0, tested.stderr
+    tar_bytes = subprocess.run([compression, "-dc", path], capture_output=True, check=True).stdout
+    assert sha256(tar_bytes) == packed.diff_id
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_empty_layer_round_trips(workspace: Path, layout: Layout, compression: str) -> None:
+    blob = write_layer([], workspace, layout, compression, EPOCH)
+    assert unpack(compression, read_blob(layout, blob)) == bytes(2 * BLOCK)
+    assert blob.diff_id == sha256(bytes(2 * BLOCK))
+
+
+# ---------------------------------------------------------------------------- same bytes
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.data += data
+
+
+def compressed(compression: str, data: bytes, cuts: list[int]) -> bytes:
+    """``data`` through ``compression``'s stream, written in pieces of the sizes in ``cuts``."""
+    out = Collect()
+    stream = compress.compressing(compression, out)
+    assert stream is not None
+    start = 0
+    index = 0
+    while start < len(data):
+        size = cuts[index % len(cuts)]
+        stream.write(memoryview(data)[start : start + size])
+        start += size
+        index += 1
+    stream.close()
+    return bytes(out.data)
+
+
+STREAM_DATA_SIZE = 3 * compress.BLOCK + 12345
+
+
+@pytest.fixture(scope="module")
+def stream_data() -> bytes:
+    half = STREAM_DATA_SIZE // 2
+    return text(half) + pseudo_random(STREAM_DATA_SIZE - half, b"stream")
+
+
+@pytest.mark.parametrize(
+    ("compression", "engine"), [("gzip", "isal"), ("gzip", "zlib"), ("zstd", "isal")]
+)
+def test_the_bytes_do_not_depend_on_how_the_tar_is_cut(
+    monkeypatch: pytest.MonkeyPatch, stream_data: bytes, compression: str, engine: str
+) -> None:
+    monkeypatch.setattr(compress, "GZIP_ENGINE", engine)
+    whole = compressed(compression, stream_data, [len(stream_data)])
+    assert compressed(compression, stream_data, [compress.BLOCK]) == whole
+    assert compressed(compression, stream_data, [512, 1 << 20, 512, 7]) == whole
+    assert compressed(compression, stream_data, [65536 + 1, 3]) == whole
+    assert compressed(compression, stream_data, [4 * compress.BLOCK]) == whole
+    assert unpack(compression, whole) == stream_data
+
+
+@pytest.mark.parametrize(
+    ("compression", "engine"), [("gzip", "isal"), ("gzip", "zlib"), ("zstd", "isal")]
+)
+def test_the_bytes_do_not_depend_on_the_number_of_threads(
+    monkeypatch: pytest.MonkeyPatch, stream_data: bytes, compression: str, engine: str
+) -> None:
+    monkeypatch.setattr(compress, "GZIP_ENGINE", engine)
+    results = set()
+    for threads in (1, 2, 3, 8):
+        monkeypatch.setattr(compress, "workers", lambda threads=threads: threads)
+        results.add(compressed(compression, stream_data, [300_000]))
+    assert len(results) == 1
+
+
+def sse42() -> bool:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return any(line.startswith("flags") and " sse4_2" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+def known_layer(workspace: Path) -> list[Entry]:
+    return [
+        Entry("data", DIR, 0o755),
+        file_entry(workspace, "data/random", "random", pseudo_random(1_600_000, b"known")),
+        file_entry(workspace, "data/text", "text", text(2_200_000)),
+        Entry("data/link", SYMLINK, 0o777, link="text"),
+        file_entry(workspace, "data/zeros", "zeros", bytes(700_000)),
+    ]
+
+
+KNOWN_DIFF_ID = "sha256:TODO"
+KNOWN_ZSTD = "sha256:TODO"
+KNOWN_GZIP_X86_64 = "sha256:TODO"
+
+
+def test_zstd_blob_is_a_known_answer(workspace: Path, layout: Layout) -> None:
+    # zstd's bytes are the same on every CPU (x86-64 with or without SSE4.2, AVX2; aarch64):
+    # a change here means the zstandard pin or the parameters changed every zstd digest
+    blob = write_layer(known_layer(workspace), workspace, layout, "zstd", EPOCH)
+    assert (blob.diff_id, blob.descriptor.digest) == (KNOWN_DIFF_ID, KNOWN_ZSTD)
+
+
+def test_gzip_blob_is_a_known_answer(workspace: Path, layout: Layout) -> None:
+    # ISA-L gives these bytes on x86-64 CPUs with SSE4.2, and others elsewhere
+    if not sse42():
+        pytest.skip("ISA-L's gzip bytes are only fixed across x86-64 CPUs with SSE4.2")
+    blob = write_layer(known_layer(workspace), workspace, layout, "gzip", EPOCH)
+    assert (blob.diff_id, blob.descriptor.digest) == (KNOWN_DIFF_ID, KNOWN_GZIP_X86_64)
+
+
+@pytest.mark.parametrize("compression", ["xz", "lz4", "GZIP", "zst", ""])
+def test_unknown_compression_is_refused_before_anything_is_written(
+    workspace: Path, layout: Layout, compression: str
+) -> None:
+    before = threading.active_count()
+    with pytest.raises(ValueError, match=r"unknown layer compression .*'none', 'gzip', 'zstd'"):
+        write_layer(sample(workspace), workspace, layout, compression, EPOCH)
+    with pytest.raises(ValueError, match="unknown layer compression"):
+        media_type(compression)
     assert leftovers(layout) == []
+    assert not layout.tmp_dir.exists()
+    assert threading.active_count() == before
 
 
 def test_layer_blob_json_round_trip(workspace: Path, layout: Layout) -> None:
