@@ -3,7 +3,8 @@
 A single pass reads each file once: tar bytes are hashed (diff_id), compressed, hashed
 again (blob digest) and written to a temp file that is renamed to its digest. Entries are
 sorted, mtimes fixed, owners numeric with empty names, so the same entries always give
-the same bytes. Nothing is held whole in memory.
+the same tar; ``rules.compress`` turns the same tar into the same blob (and says where a
+CPU can change that). Nothing is held whole in memory.
 """
 
 from __future__ import annotations

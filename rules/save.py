@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import zlib
@@ -410,30 +409,18 @@ def _chunks(
                 if not chunk:
                     return
                 yield chunk
-    try:
-        process = subprocess.Popen(
-            ["zstd", "--decompress", "--stdout", "--quiet", str(blob)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    except FileNotFoundError:
-        raise SaveError(
-            f"cannot decompress {what}: the zstd command is not installed (apt-get install zstd)"
-        ) from None
-    assert process.stdout is not None and process.stderr is not None
-    try:
-        while chunk := process.stdout.read(CHUNK):
+    import zstandard
+
+    with open(blob, "rb") as raw:
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        while True:
+            try:
+                chunk = reader.read(CHUNK)
+            except zstandard.ZstdError as exc:
+                raise SaveError(f"cannot decompress {what}: {_line(exc)}") from None
+            if not chunk:
+                return
             yield chunk
-        error = process.stderr.read()
-        if process.wait() != 0:
-            detail = " ".join(error.decode(errors="replace").split()) or "zstd failed"
-            raise SaveError(f"cannot decompress {what}: {detail}")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
 
 
 # -- the docker archive --------------------------------------------------------------------
