@@ -13,6 +13,7 @@ No doit here: rules.tasks turns these into tasks.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -217,8 +218,9 @@ class Steps:
 
     def layer(self, unit: Unit, index: int) -> None:
         entries = [Entry.from_json(e) for e in _load(unit.inputs(index))["entries"]]
+        made_from = _made_from([unit.inputs(index)])
         if not entries:
-            write_if_changed(unit.layer(index), _dump({"empty": True}))
+            write_if_changed(unit.layer(index), _dump({"empty": True, "from": made_from}))
             return
         blob = write_layer(
             entries,
@@ -227,7 +229,7 @@ class Steps:
             self.build.options.layer_compression,
             self.build.options.epoch,
         )
-        write_if_changed(unit.layer(index), _dump(blob.to_json()))
+        write_if_changed(unit.layer(index), _dump({**blob.to_json(), "from": made_from}))
 
     def layer_uptodate(self, unit: Unit, index: int) -> bool:
         """The blob the record names is still in the store."""
@@ -301,8 +303,18 @@ class Steps:
             ).to_json(),
             "config": config_descriptor.to_json(),
             "layers": len(manifest.layers),
+            "from": _made_from(self.image_inputs(unit)),
         }
         write_if_changed(unit.image_record, _dump(record))
+
+    def image_inputs(self, unit: Unit) -> list[Path]:
+        """The records an image is assembled from (its config, layers and base)."""
+        paths = [unit.config, *(unit.layer(i) for i in range(unit.layer_count))]
+        if unit.base_key:
+            paths.append(self.build.unit(unit.base_key).image_record)
+        elif unit.base_ref:
+            paths.append(unit.base_record)
+        return paths
 
     def image_uptodate(self, unit: Unit) -> bool:
         try:
@@ -312,6 +324,61 @@ class Steps:
         return self.layout.has_blob(record["manifest"]["digest"]) and self.layout.has_blob(
             record["config"]["digest"]
         )
+
+    # -- status -------------------------------------------------------------------------------
+
+    def unit_reasons(self, unit: Unit) -> list[str]:
+        """Why ``unit`` would be built again, worked out from the records alone: what its
+        steps would read now against what they read when they ran."""
+        reasons: list[str] = []
+        if unit.base_ref and not self.base_uptodate(unit):
+            reasons.append(f"base {unit.base_ref} moved or is not resolved yet")
+        if unit.base_key:
+            reasons.extend(
+                f"base {self.build.unit(unit.base_key).name}: {why}"
+                for why in self.unit_reasons(self.build.unit(unit.base_key))
+            )
+        if not unit.image_record.exists():
+            return [*reasons, "never built"]
+        try:
+            copies, config, _ = self.parse_records(unit)
+        except Exception as exc:  # the build reports it; the status names it
+            return [*reasons, f"cannot parse: {exc}"]
+        if not _same([unit.copies, unit.config], [copies, config]):
+            reasons.append(f"{unit.image.dockerfile.name} (or the base's config) changed")
+            return reasons
+        try:
+            records, _ = self.translate_records(unit)
+        except Exception as exc:
+            return [*reasons, f"cannot find the files to copy: {exc}"]
+        for index, record in enumerate(records):
+            changed = _changed_paths(unit.inputs(index), record)
+            if changed:
+                reasons.append(f"layer {index}: {', '.join(changed)} changed")
+            elif _load(unit.layer(index)).get("from") != _made_from([unit.inputs(index)]):
+                reasons.append(f"layer {index} was made from other inputs")
+            elif not self.layer_uptodate(unit, index):
+                reasons.append(f"layer {index} is missing from out/oci")
+        if not reasons and _load(unit.image_record).get("from") != _made_from(
+            self.image_inputs(unit)
+        ):
+            reasons.append("config or layers changed since the image was assembled")
+        return reasons
+
+    def status(self) -> list[tuple[str, str, list[str]]]:
+        """(image, digest or "", reasons it is out of date) for every output."""
+        rows = []
+        for output in self.build.outputs:
+            reasons: list[str] = []
+            for unit in self.build.units_of(output):
+                prefix = f"{unit.platform}: " if len(output.keys) > 1 else ""
+                reasons.extend(prefix + why for why in self.unit_reasons(unit))
+            try:
+                digest = "" if reasons else self.image_descriptor(output).digest
+            except Exception:
+                digest = ""
+            rows.append((output.label, digest, reasons))
+        return rows
 
     # -- the OCI layout ---------------------------------------------------------------------
 
@@ -445,13 +512,17 @@ class Steps:
         progress = Progress(progress_display(sys.stderr))
         pusher = Pusher(self.layout, self.clients.get, origins, hints, progress)
         pushed: dict[str, str] = {}
+        uploaded = 0
         for destination in destinations(options.hubs, output.name, output.tags):
             report = pusher.push(descriptor, destination)
             progress.finish()
             print(report.line(), file=sys.stderr)
+            uploaded += report.bytes_uploaded
             for ref in destination.references():
                 pushed[ref] = descriptor.digest
-        write_if_changed(self.push_record(output), _dump(pushed))
+        write_if_changed(
+            self.push_record(output), _dump({"pushed": pushed, "uploaded_bytes": uploaded})
+        )
 
     def layout_uptodate(self) -> bool:
         try:
@@ -462,6 +533,34 @@ class Steps:
         return all(index.get(name) == d.digest for name, d in named.items()) and all(
             self.layout.has_blob(d.digest) for d in named.values()
         )
+
+
+def _changed_paths(path: Path, record: bytes) -> list[str]:
+    """The image paths whose entry differs between the record on disk and ``record``."""
+    try:
+        old = {e["path"]: e for e in json.loads(path.read_bytes())["entries"]}
+    except (OSError, ValueError, KeyError):
+        return ["(no record yet)"]
+    new = {e["path"]: e for e in json.loads(record)["entries"]}
+    changed = []
+    for name in sorted(old.keys() | new.keys()):
+        if old.get(name) != new.get(name):
+            entry = new.get(name) or old[name]
+            what = entry.get("source") or "/" + name
+            verb = "" if name in old and name in new else (" (new)" if name in new else " (gone)")
+            changed.append(f"{what}{verb}")
+    return changed
+
+
+def _made_from(paths: Sequence[Path]) -> str:
+    """A digest of the records a step read, kept in what it writes: when they change, what
+    it wrote is out of date (the status task says so without doit's state)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        data = path.read_bytes()
+        digest.update(f"{path.name}:{len(data)}:".encode())
+        digest.update(data)
+    return "sha256:" + digest.hexdigest()
 
 
 def _same(paths: Sequence[Path], contents: Sequence[bytes]) -> bool:

@@ -15,6 +15,7 @@ This is, with dodo.py and the plugin entry point, the only module that imports d
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,7 +41,7 @@ from rules.plan import platform_variables
 from rules.push import destinations
 from rules.steps import Steps
 
-SPEC_VERSION = 1  # bump when a record's format or meaning changes, to rebuild them all
+SPEC_VERSION = 2  # bump when a record's format or meaning changes, to rebuild them all
 
 TaskDict = dict[str, Any]
 _FAILED_MARK = "doit-oci: "
@@ -77,6 +78,7 @@ class DigestChecker(FileChangedChecker):
 
 STEPS = ("make", "base", "parse", "translate", "layer", "image", "layout", "push", "save")
 _created: dict[str, float] = {}  # seconds spent making the tasks (reading plan and files)
+_made: dict[str, tuple[Steps, str, str]] = {}  # the build of this process: steps, group, prefix
 
 
 def step_of(task_name: str) -> str:
@@ -98,6 +100,7 @@ class Reporter(ConsoleReporter):
         super().__init__(outstream, options)
         self._started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
+        self.durations: dict[str, float] = {}  # task -> seconds, for the tasks that ran
 
     def skip_uptodate(self, task: Any) -> None:
         pass
@@ -114,7 +117,9 @@ class Reporter(ConsoleReporter):
         started = self._started.pop(task.name, None)
         if started is not None:
             step = step_of(task.name)
-            self.seconds[step] = self.seconds.get(step, 0.0) + time.monotonic() - started
+            spent = time.monotonic() - started
+            self.seconds[step] = self.seconds.get(step, 0.0) + spent
+            self.durations[task.name] = spent
 
     def add_success(self, task: Any) -> None:
         self._stop(task)
@@ -128,14 +133,69 @@ class Reporter(ConsoleReporter):
             return
         super().add_failure(task, fail)
 
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        super().initialize(tasks, selected_tasks)
+        made = _made.get("build")
+        self._summarise = made is not None and made[1] in (selected_tasks or [])
+
     def complete_run(self) -> None:
         self.failures: list[dict[str, Any]] = [f for f in self.failures if not f.get("ours")]
         super().complete_run()
-        if self.seconds:
+        made = _made.get("build")
+        if made is not None and getattr(self, "_summarise", False) and not self.failures:
+            try:
+                sys.stderr.write(summary_table(made[0], made[2], self.durations))
+            except Exception as exc:  # a summary must not fail a build
+                sys.stderr.write(f"warning: no summary: {exc}\n")
+        if any(step in self.seconds for step in STEPS):
             parts = [f"plan {_created.get('seconds', 0.0):.2f}s"] + [
                 f"{step} {self.seconds[step]:.2f}s" for step in STEPS if step in self.seconds
             ]
             sys.stderr.write(f"timing: {', '.join(parts)}\n")
+
+
+def summary_table(steps: Steps, prefix: str, durations: Mapping[str, float]) -> str:
+    """The end-of-run table: per image, layers rebuilt and reused, bytes uploaded, digest
+    and the time its tasks took in this run."""
+    build = steps.build
+    rows = [("image", "layers rebuilt/reused", "uploaded", "digest", "time")]
+    for output in build.outputs:
+        units = build.units_of(output)
+        keys = set(output.keys)
+        rebuilt = total = 0
+        spent = 0.0
+        for task, seconds in durations.items():
+            head, _, rest = task.removeprefix(prefix).partition(":")
+            key = rest.rsplit(".", 1)[0] if head == "layer" else rest
+            if key in keys or (head in ("push", "save") and rest == output.label):
+                spent += seconds
+                rebuilt += head == "layer"
+        total = sum(unit.layer_count for unit in units)
+        record = steps.push_record(output)
+        uploaded = 0
+        if record.exists():
+            uploaded = (
+                int(json.loads(record.read_text()).get("uploaded_bytes", 0))
+                if any(task.removeprefix(prefix) == f"push:{output.label}" for task in durations)
+                else 0
+            )
+        try:
+            digest = steps.image_descriptor(output).digest
+        except OSError:
+            digest = "(not built)"
+        rows.append(
+            (output.label, f"{rebuilt}/{total - rebuilt}", _size(uploaded), digest, f"{spent:.2f}s")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        + "\n"
+        for row in rows
+    )
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count} B"
 
 
 def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") -> dict[str, Any]:
@@ -152,6 +212,22 @@ def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") 
         "num_process": max(1, min(4, os.cpu_count() or 1)),
         "par_type": "process",
     }
+
+
+class Check:
+    """An up-to-date check that doit shows by what it checks (`doit info <task>`)."""
+
+    def __init__(self, description: str, check: Callable[[], bool]) -> None:
+        self.description = description
+        self.check = check
+
+    def __call__(self) -> bool:
+        return self.check()
+
+    def __repr__(self) -> str:
+        return self.description
+
+    __str__ = __repr__
 
 
 def _action(work: Callable[[], None]) -> Callable[[], TaskFailed | None]:
@@ -202,6 +278,7 @@ def _build_tasks(
     environ: Mapping[str, str] | None,
 ) -> Iterator[TaskDict]:
     steps = Steps(build, os.environ if environ is None else environ)
+    _made["build"] = (steps, group, prefix)
     options = build.options
     several = len(options.platforms) > 1
 
@@ -233,7 +310,10 @@ def _build_tasks(
                 "targets": [str(unit.base_record)],
                 "uptodate": [
                     config_changed({"push": options.push, "version": SPEC_VERSION}),
-                    partial(steps.base_uptodate, unit),
+                    Check(
+                        f"{unit.base_ref} still points at the manifest resolved before",
+                        partial(steps.base_uptodate, unit),
+                    ),
                 ],
                 "clean": True,
             }
@@ -275,7 +355,12 @@ def _build_tasks(
             "file_dep": [str(unit.copies)],
             "task_dep": translate_deps,
             "targets": [str(unit.inputs(i)) for i in range(unit.layer_count)] + [str(unit.tree)],
-            "uptodate": [partial(steps.translate_uptodate, unit)],
+            "uptodate": [
+                Check(
+                    "the files its COPYs take are as recorded (size, mtime, then content digest)",
+                    partial(steps.translate_uptodate, unit),
+                )
+            ],
             "clean": True,
         }
         for index in range(unit.layer_count):
@@ -293,7 +378,7 @@ def _build_tasks(
                             "version": SPEC_VERSION,
                         }
                     ),
-                    partial(steps.layer_uptodate, unit, index),
+                    Check("its blob is in out/oci", partial(steps.layer_uptodate, unit, index)),
                 ],
                 "clean": True,
             }
@@ -307,7 +392,9 @@ def _build_tasks(
             "targets": [str(unit.image_record)],
             "uptodate": [
                 config_changed({"epoch": options.epoch, "version": SPEC_VERSION}),
-                partial(steps.image_uptodate, unit),
+                Check(
+                    "its manifest and config are in out/oci", partial(steps.image_uptodate, unit)
+                ),
             ],
             "clean": True,
         }
@@ -317,7 +404,7 @@ def _build_tasks(
         "actions": [_action(steps.write_layout)],
         "file_dep": [str(build.unit(key).image_record) for key in build.wanted],
         "targets": [str(build.layout_dir / "index.json")],
-        "uptodate": [steps.layout_uptodate],
+        "uptodate": [Check("out/oci/index.json names every image as built", steps.layout_uptodate)],
     }
     push_tasks: dict[str, str] = {}  # unit key -> the push task of its output
     checks: list[str] = []
@@ -350,6 +437,22 @@ def _build_tasks(
                 "uptodate": [config_changed({"to": targets, "version": SPEC_VERSION})],
                 "verbosity": 2,
             }
+
+    def report_status() -> None:
+        rows = steps.status()
+        width = max((len(label) for label, _, _ in rows), default=5)
+        for label, digest, reasons in rows:
+            if reasons:
+                print(f"{label:<{width}}  out of date: {'; '.join(reasons)}")
+            else:
+                print(f"{label:<{width}}  up to date   {digest}")
+
+    yield {
+        "basename": name("status"),
+        "doc": "say which images are out of date and why (nothing is built)",
+        "actions": [_action(report_status)],
+        "verbosity": 2,
+    }
     save_tasks: list[str] = []
     if options.save:
         for output in build.outputs:
@@ -397,7 +500,12 @@ def _make_task(
         "basename": task_name,
         "doc": f"make the plan's targets for {platform}",
         "actions": [run],
-        "uptodate": [partial(make_is_up_to_date, goals, workspace, env)],
+        "uptodate": [
+            Check(
+                "`make -q` says the targets are up to date",
+                partial(make_is_up_to_date, goals, workspace, env),
+            )
+        ],
         "verbosity": 2,
     }
 
