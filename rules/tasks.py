@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -510,6 +512,25 @@ def _make_task(
     }
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM end a run the way doit's own finish does, so that it saves the state of
+    what finished (the default handler would end the process with the whole run's state
+    unsaved), and exit 143 without a traceback. Forked workers keep the default: their
+    parent decides."""
+    parent = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != parent:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        sys.stderr.write("stopped by SIGTERM: what finished is kept, the next run does the rest\n")
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def image_tasks(
     plan: str | None = None,
     group: str = "build_images",
@@ -524,6 +545,7 @@ def image_tasks(
 
     def create() -> Iterator[TaskDict]:
         started = time.monotonic()
+        stop_on_sigterm()
         env = os.environ if environ is None else environ
         try:
             options = read_options(sys.argv[1:], env, group, default_plan=plan or DEFAULT_PLAN)

@@ -1,0 +1,132 @@
+"""What a run tells and keeps: the status task, the summary table, parallel runs, and the
+state kept when a run is stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, copy_example, doit, index_of
+
+
+def test_status_says_which_images_are_out_of_date_and_why(example: Path) -> None:
+    fresh = doit(example, "status")
+    assert fresh.code == 0
+    assert "hello       out of date: base base: never built; never built" in fresh.out
+    assert doit(example, "build_images").code == 0
+    clean = doit(example, "status")
+    digests = index_of(example)
+    for name in ("hello", "whoami", "showconfig"):
+        assert f"{name:<10}  up to date   {digests[f'{name}:latest']}" in clean.out
+    (example / "example/showconfig/config.json").write_text('{"changed": true}\n')
+    dockerfile = example / "example/whoami/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("app=whoami", "app=whoami2"))
+    before = snapshot_names(example)
+    stale = doit(example, "status")
+    lines = {line.split()[0]: line for line in stale.out.splitlines() if "date" in line}
+    assert "up to date" in lines["hello"]
+    assert lines["whoami"].endswith("out of date: Dockerfile (or the base's config) changed")
+    assert lines["showconfig"].endswith(
+        "out of date: layer 1: example/showconfig/config.json changed"
+    )
+    # the status changes nothing: the build then does exactly that
+    assert snapshot_names(example) == before
+    run = doit(example, "build_images")
+    assert set(run.executed) == {
+        "parse:whoami",
+        "image:whoami",
+        "translate:showconfig",
+        "layer:showconfig.1",
+        "image:showconfig",
+        "layout",
+    }
+
+
+def snapshot_names(workspace: Path) -> list[tuple[str, int]]:
+    return sorted(
+        (str(p.relative_to(workspace)), p.stat().st_mtime_ns)
+        for p in (workspace / "out").rglob("*")
+        if p.is_file()
+    )
+
+
+def test_doit_info_names_the_check_that_failed(example: Path) -> None:
+    assert doit(example, "build_images").code == 0
+    (example / "example/showconfig/config.json").write_text("{}\n")
+    info = doit(example, "info", "translate:showconfig")
+    assert "status     : run" in info.out
+    assert "the files its COPYs take are as recorded" in info.out
+
+
+def test_a_summary_table_ends_every_build(example: Path) -> None:
+    run = doit(example, "build_images")
+    assert run.code == 0
+    table = [
+        line.split()
+        for line in run.err.splitlines()
+        if line.startswith(("image ", "hello ", "whoami ", "showconfig "))
+    ]
+    assert table[0] == ["image", "layers", "rebuilt/reused", "uploaded", "digest", "time"]
+    digests = index_of(example)
+    rows = {row[0]: row for row in table[1:]}
+    assert rows["hello"][1:5] == ["2/0", "0", "B", digests["hello:latest"]]
+    (example / "example/showconfig/config.json").write_text('{"changed": 1}\n')
+    again = doit(example, "build_images")
+    rows = {
+        line.split()[0]: line.split()
+        for line in again.err.splitlines()
+        if line.startswith(("hello ", "showconfig "))
+    }
+    assert rows["showconfig"][1] == "1/1" and rows["hello"][1] == "0/2"
+
+
+def test_four_processes_give_the_same_digests_as_one(tmp_path: Path) -> None:
+    serial = copy_example(tmp_path / "serial")
+    parallel = copy_example(tmp_path / "parallel")
+    assert doit(serial, "-n", "1", "build_images").code == 0
+    assert doit(parallel, "-n", "4", "build_images").code == 0
+    assert index_of(serial) == index_of(parallel)
+
+
+def test_a_run_stopped_with_sigterm_keeps_what_it_finished(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "plans").mkdir(parents=True)
+    (workspace / "dodo.py").write_text((REPO / "dodo.py").read_text())
+    (workspace / "a.txt").write_text("a\n")
+    (workspace / "fast.Dockerfile").write_text("FROM scratch\nCOPY a.txt /a.txt\n")
+    (workspace / "slow.Dockerfile").write_text("FROM scratch\nCOPY slow /slow\n")
+    (workspace / "Makefile").write_text(
+        "$(TARGET_OUT)/slow:\n\tsleep 5\n\tmkdir -p $(@D) && touch $@\n"
+    )
+    (workspace / "plans/images.yaml").write_text(
+        "images:\n- name: fast\n  dockerfile: fast.Dockerfile\n  files: [a.txt]\n"
+        "- name: slow\n  dockerfile: slow.Dockerfile\n  targets: ['${TARGET_OUT}/slow']\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doit", "build_images"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    done = workspace / "out/build/linux_amd64/fast/image.json"
+    deadline = time.monotonic() + 30
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert "stopped by SIGTERM" in err
+    assert "image:fast" in out
+    again = doit(workspace, "build_images")
+    assert again.code == 0, again.text
+    assert not [task for task in again.executed if task.endswith("fast") or ":fast." in task]
+    assert {"image:slow", "layout"} <= set(again.executed)
