@@ -141,8 +141,14 @@ class Build:
         return self.workspace / OUT
 
     @property
+    def state(self) -> Path:
+        """Where the content store, the records and the digest cache live: out/, or the
+        --cache-dir a CI cache saves and restores."""
+        return state_dir(self.workspace, self.options.cache_dir)
+
+    @property
     def layout_dir(self) -> Path:
-        return self.out / "oci"
+        return self.state / "oci"
 
     def unit(self, key: str) -> Unit:
         for unit in self.units:
@@ -163,6 +169,10 @@ class Build:
             if unit.key in output.keys:
                 return output
         return None
+
+
+def state_dir(workspace: Path, cache_dir: str) -> Path:
+    return (workspace / cache_dir).resolve() if cache_dir else workspace / OUT
 
 
 def _slug(text: str) -> str:
@@ -318,7 +328,10 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
             base_key=base_key,
             base_ref=base_ref,
             build_args=tuple(sorted(args.items())),
-            dir=workspace / OUT / "build" / plan.platform.slug / key.split("@")[0],
+            dir=state_dir(workspace, options.cache_dir)
+            / "build"
+            / plan.platform.slug
+            / key.split("@")[0],
             variant=variant,
         )
         units[key] = unit

@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 from pathlib import Path
+from typing import ClassVar
 
 CHUNK = 1 << 20
 
@@ -28,6 +29,8 @@ def file_digest(path: Path | str) -> str:
 
 
 class DigestCache:
+    hashed_here: ClassVar[dict[str, int]] = {}  # path -> times hashed by this process
+
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         self._pid = -1
@@ -60,6 +63,7 @@ class DigestCache:
             return str(row[3])
         digest = file_digest(key)
         self.hashed += 1
+        DigestCache.hashed_here[key] = DigestCache.hashed_here.get(key, 0) + 1
         db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
             (key, st.st_size, st.st_mtime_ns, st.st_ino, digest),

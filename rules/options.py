@@ -59,6 +59,13 @@ OPTIONS = (
         "variants to build (env DOCKER_BUILD_VARIANTS; default: default)",
     ),
     Option("push", "push", "bool", "push every image to every hub and tag (env PUSH=true)"),
+    Option(
+        "cache_dir",
+        "cache-dir",
+        "str",
+        "keep the content store, the records and doit's state there instead of out/"
+        " (env DOIT_OCI_CACHE), for a CI cache to save and restore",
+    ),
     Option("save", "save", "bool", "also save each image under out/release/docker"),
     Option("no_clobber", "no-clobber", "bool", "refuse to push over existing tags but latest"),
     Option("no_cache", "no-cache", "bool", "rebuild everything"),
@@ -86,6 +93,7 @@ class Options:
     push: bool = False
     insecure: tuple[str, ...] = ()  # registries spoken to over plain HTTP
     registry_deadline: float = 60.0  # seconds a registry request may keep failing
+    cache_dir: str = ""  # where the state lives instead of out/ (relative to the workspace)
     variants: tuple[str, ...] = ("default",)
     save: bool = False
     no_clobber: bool = False
@@ -183,6 +191,20 @@ def _variants(given: Mapping[str, list[str]], env: Callable[[str], str | None]) 
     if not variants:
         raise UserError("no variant given", "options", "give --variants default,distroless")
     return tuple(variants)
+
+
+def cache_dir_from(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """--cache-dir DIR (or =DIR) anywhere on the command line, else DOIT_OCI_CACHE, else "".
+
+    Read apart from the other options because doit's own state (its database) moves with
+    it, and that is decided before the tasks exist."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word == "--cache-dir" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--cache-dir="):
+            return word.partition("=")[2]
+    return environ.get("DOIT_OCI_CACHE") or ""
 
 
 def read_options(
@@ -302,6 +324,7 @@ def read_options(
             "set it to how long one registry request may keep failing, e.g. 60",
         )
     return Options(
+        cache_dir=cache_dir_from(argv, environ),
         variants=variants,
         save=save,
         no_clobber="no_clobber" in given,

@@ -61,8 +61,8 @@ class Steps:
     def __init__(self, build: Build, environ: Mapping[str, str]) -> None:
         self.build = build
         self.workspace = build.workspace
-        self.layout = Layout(build.layout_dir, build.out / "tmp")
-        self.digests = DigestCache(build.out / "cache" / "digests.sqlite")
+        self.layout = Layout(build.layout_dir, build.state / "tmp")
+        self.digests = DigestCache(build.state / "cache" / "digests.sqlite")
         self.environ = environ
         self._clients: Clients | None = None
 
@@ -503,7 +503,7 @@ class Steps:
                 alias(paths["oci"], paths["alias:oci"])
 
     def push_record(self, output: Output) -> Path:
-        return self.build.out / "build" / "push" / f"{output.label}.json"
+        return self.build.state / "build" / "push" / f"{output.label}.json"
 
     def push(self, output: Output) -> None:
         options = self.build.options

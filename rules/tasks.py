@@ -34,11 +34,11 @@ from doit.tools import config_changed
 
 from registry.errors import RegistryError
 from registry.oci import Platform
-from rules.build import Build, Unit, load_build
+from rules.build import Build, Unit, load_build, state_dir
 from rules.digests import DigestCache
 from rules.errors import UserError
 from rules.make import make_command, make_environment, make_is_up_to_date
-from rules.options import DEFAULT_PLAN, OPTIONS, read_options
+from rules.options import DEFAULT_PLAN, OPTIONS, cache_dir_from, read_options
 from rules.plan import platform_variables
 from rules.push import destinations
 from rules.steps import Steps
@@ -60,7 +60,8 @@ class DigestChecker(FileChangedChecker):
     @property
     def cache(self) -> DigestCache:
         if self._cache is None:
-            self._cache = DigestCache(Path.cwd() / "out" / "cache" / "digests.sqlite")
+            state = state_dir(Path.cwd(), cache_dir_from(sys.argv[1:], os.environ))
+            self._cache = DigestCache(state / "cache" / "digests.sqlite")
         return self._cache
 
     def check_modified(self, file_path: str, file_stat: os.stat_result, state: Any) -> bool:
@@ -149,6 +150,11 @@ class Reporter(ConsoleReporter):
                 sys.stderr.write(summary_table(made[0], made[2], self.durations))
             except Exception as exc:  # a summary must not fail a build
                 sys.stderr.write(f"warning: no summary: {exc}\n")
+        hashed = DigestCache.hashed_here
+        if hashed:
+            sys.stderr.write(
+                f"hashed {len(hashed)} files whose stat changed ({sum(hashed.values())} times)\n"
+            )
         if any(step in self.seconds for step in STEPS):
             parts = [f"plan {_created.get('seconds', 0.0):.2f}s"] + [
                 f"{step} {self.seconds[step]:.2f}s" for step in STEPS if step in self.seconds
@@ -203,6 +209,10 @@ def _size(count: int) -> str:
 def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") -> dict[str, Any]:
     """DOIT_CONFIG for a dodo.py that builds images: state in the workspace, our checker,
     tasks in parallel processes."""
+    cache_dir = cache_dir_from(sys.argv[1:], os.environ)
+    if cache_dir and dep_file == ".doit.db":
+        dep_file = str(state_dir(Path.cwd(), cache_dir) / "doit.db")
+        Path(dep_file).parent.mkdir(parents=True, exist_ok=True)
     return {
         "backend": "sqlite3",
         "dep_file": dep_file,

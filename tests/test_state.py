@@ -3,6 +3,7 @@ state kept when a run is stopped."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -130,3 +131,51 @@ def test_a_run_stopped_with_sigterm_keeps_what_it_finished(tmp_path: Path) -> No
     assert again.code == 0, again.text
     assert not [task for task in again.executed if task.endswith("fast") or ":fast." in task]
     assert {"image:slow", "layout"} <= set(again.executed)
+
+
+def small_workspace(root: Path) -> Path:
+    """A plan without make: a base and an image on it, from files of the workspace."""
+    (root / "plans").mkdir(parents=True)
+    (root / "dodo.py").write_text((REPO / "dodo.py").read_text())
+    (root / "data").mkdir()
+    for name in ("one", "two", "three"):
+        (root / "data" / f"{name}.txt").write_text(f"{name}\n")
+    (root / "etc.txt").write_text("base\n")
+    (root / "base.Dockerfile").write_text("FROM scratch\nCOPY etc.txt /etc/base.txt\n")
+    (root / "app.Dockerfile").write_text("FROM base\nCOPY data /srv/data/\nENV A=1\n")
+    (root / "plans/images.yaml").write_text(
+        "images:\n- name: base\n  dockerfile: base.Dockerfile\n  files: [etc.txt]\n"
+        "  base: true\n- name: app\n  dockerfile: app.Dockerfile\n  files: [data]\n"
+    )
+    return root
+
+
+def test_a_restored_cache_dir_on_a_fresh_checkout_runs_nothing(tmp_path: Path) -> None:
+    import shutil
+
+    workspace = small_workspace(tmp_path / "checkout")
+    cache = tmp_path / "ci-cache"
+    run = doit(workspace, "build_images", env={"DOIT_OCI_CACHE": str(cache)})
+    assert run.code == 0, run.text
+    assert (cache / "oci/index.json").is_file() and (cache / "doit.db").is_file()
+    assert not (workspace / "out").exists() and not (workspace / ".doit.db").exists()
+    digests = json.loads((cache / "oci/index.json").read_text())
+    saved = tmp_path / "saved"
+    shutil.copytree(cache, saved)  # what a CI cache action keeps
+    # a new runner: a fresh checkout at the same path and the cache restored, all new mtimes
+    shutil.rmtree(workspace)
+    shutil.rmtree(cache)
+    time.sleep(0.01)
+    small_workspace(workspace)
+    shutil.copytree(saved, cache, copy_function=shutil.copy)
+    first = doit(workspace, "build_images", "--cache-dir", str(cache))
+    assert first.code == 0, first.text
+    assert first.executed == []
+    hashed = [line for line in first.err.splitlines() if line.startswith("hashed ")]
+    # the sources, the Dockerfiles and the restored records: each hashed once, no more
+    assert len(hashed) == 1
+    count, times = hashed[0].split()[1], hashed[0].split("(")[1].split()[0]
+    assert count == times and int(count) >= 6
+    second = doit(workspace, "build_images", "--cache-dir", str(cache))
+    assert second.executed == [] and "hashed" not in second.err
+    assert json.loads((cache / "oci/index.json").read_text()) == digests
