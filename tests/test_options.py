@@ -101,6 +101,7 @@ def test_every_option_has_a_flag_and_help() -> None:
         "compression",
         "variants",
         "push",
+        "cache-dir",
         "save",
         "no-clobber",
         "no-cache",
@@ -457,3 +458,16 @@ def test_compression_is_chosen_once_from_the_destinations(
     argv: list[str], compression: str
 ) -> None:
     assert read_options(argv, {}).layer_compression == compression
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        ([TASK], {}, ""),
+        ([TASK], {"DOIT_OCI_CACHE": "/ci/cache"}, "/ci/cache"),
+        ([TASK, "--cache-dir", "c"], {"DOIT_OCI_CACHE": "/ci/cache"}, "c"),
+        (["-n", "2", TASK, "--cache-dir=/x"], {}, "/x"),
+    ],
+)
+def test_cache_dir(argv: list[str], environ: dict[str, str], expected: str) -> None:
+    assert read_options(argv, environ).cache_dir == expected
