@@ -112,13 +112,14 @@ class Options:
         return "none"
 
 
-def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
+def read_argv(argv: Sequence[str], task: str | Sequence[str]) -> dict[str, list[str]]:
     """The values given to ``task``'s options on a doit command line.
 
     ``doit [opts] [run] task --opt value --opt=value other_task ...``: options count from
     the task's name up to the next word that is not an option or its value (words like
     ``NAME=VALUE`` are doit's variables: doit takes them out, so they are skipped here).
     """
+    tasks = {task} if isinstance(task, str) else set(task)
     by_flag = {opt.flag: opt for opt in OPTIONS}
     found: dict[str, list[str]] = {}
     words = list(argv)
@@ -127,7 +128,7 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
     while i < len(words):
         word = words[i]
         i += 1
-        if word == task:
+        if word in tasks:
             active = True
             continue
         if not active:
@@ -135,7 +136,7 @@ def read_argv(argv: Sequence[str], task: str) -> dict[str, list[str]]:
         if not word.startswith("-") and "=" in word:
             continue  # NAME=VALUE is a doit variable, taken out before tasks are read
         if not word.startswith("--"):
-            active = word == task
+            active = word in tasks
             continue
         flag, has_value, value = word[2:].partition("=")
         option = by_flag.get(flag)
@@ -210,7 +211,7 @@ def cache_dir_from(argv: Sequence[str], environ: Mapping[str, str]) -> str:
 def read_options(
     argv: Sequence[str],
     environ: Mapping[str, str],
-    task: str = "build_images",
+    task: str | Sequence[str] = "build_images",
     default_plan: str = DEFAULT_PLAN,
 ) -> Options:
     """Options from the command line, then the environment; checked before any work.

@@ -12,6 +12,7 @@ No doit here: rules.tasks turns these into tasks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -324,6 +325,71 @@ class Steps:
         return self.layout.has_blob(record["manifest"]["digest"]) and self.layout.has_blob(
             record["config"]["digest"]
         )
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def reachable(self) -> set[str]:
+        """Every blob an image of this build needs: its manifests (and index), configs and
+        layers, and what its bases (plan images or registry bases) hold."""
+        roots: list[str] = []
+        for unit in self.build.units:
+            if unit.image_record.exists():
+                roots.append(_load(unit.image_record)["manifest"]["digest"])
+            if unit.base_ref and unit.base_record.exists():
+                resolved = ResolvedBase.from_json(_load(unit.base_record))
+                roots.append(resolved.manifest.digest)
+        for output in self.build.outputs:
+            with contextlib.suppress(OSError):
+                roots.append(self.image_descriptor(output).digest)
+        seen: set[str] = set()
+        while roots:
+            digest = roots.pop()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            if not self.layout.has_blob(digest):
+                continue
+            try:
+                document = json.loads(self.layout.read(digest))
+            except ValueError:
+                continue
+            if not isinstance(document, dict):
+                continue
+            if "manifests" in document:
+                roots.extend(m["digest"] for m in document["manifests"])
+            if "config" in document and "layers" in document:
+                roots.append(document["config"]["digest"])
+                roots.extend(layer["digest"] for layer in document["layers"])
+        return seen
+
+    def gc(self) -> tuple[int, int, int]:
+        """Remove the blobs no image of this build refers to, and the names in
+        out/oci/index.json that this build does not give; (removed, bytes, kept)."""
+        keep = self.reachable()
+        self.layout.init()
+        named = self.named_descriptors()
+        index = self.layout.read_index()
+        self.layout.write_index(
+            oci.Index(
+                oci.sorted_descriptors(
+                    [d.annotated(**{oci.REF_NAME: n}) for n, d in named.items()]
+                ),
+                index.annotations,
+            )
+        )
+        removed = size = kept = 0
+        folder = self.layout.root / "blobs" / "sha256"
+        for path in sorted(folder.iterdir()):
+            if f"sha256:{path.name}" in keep:
+                kept += 1
+                continue
+            size += path.stat().st_size
+            path.unlink()
+            removed += 1
+        if self.layout.tmp_dir.is_dir():
+            for leftover in self.layout.tmp_dir.iterdir():
+                leftover.unlink()
+        return removed, size, kept
 
     # -- status -------------------------------------------------------------------------------
 

@@ -464,6 +464,19 @@ def _build_tasks(
         "doc": "say which images are out of date and why (nothing is built)",
         "actions": [_action(report_status)],
         "verbosity": 2,
+        "params": _params(options.plan),
+    }
+
+    def collect_garbage() -> None:
+        removed, size, kept = steps.gc()
+        print(f"gc: removed {removed} blobs ({_size(size)}), kept {kept}")
+
+    yield {
+        "basename": name("gc"),
+        "doc": "remove from the content store what no image of this build refers to",
+        "actions": [_action(collect_garbage)],
+        "verbosity": 2,
+        "params": _params(options.plan),
     }
     save_tasks: list[str] = []
     if options.save:
@@ -558,7 +571,8 @@ def image_tasks(
         stop_on_sigterm()
         env = os.environ if environ is None else environ
         try:
-            options = read_options(sys.argv[1:], env, group, default_plan=plan or DEFAULT_PLAN)
+            ours = (group, f"{prefix}gc", f"{prefix}status")  # the tasks that take options
+            options = read_options(sys.argv[1:], env, ours, default_plan=plan or DEFAULT_PLAN)
             build = load_build(options, Path.cwd(), env)
         except UserError as exc:
             raise InvalidTask(str(exc)) from None

@@ -179,3 +179,44 @@ def test_a_restored_cache_dir_on_a_fresh_checkout_runs_nothing(tmp_path: Path) -
     second = doit(workspace, "build_images", "--cache-dir", str(cache))
     assert second.executed == [] and "hashed" not in second.err
     assert json.loads((cache / "oci/index.json").read_text()) == digests
+
+
+def test_gc_removes_what_no_image_refers_to(example: Path) -> None:
+    assert doit(example, "build_images").code == 0
+    blobs = example / "out/oci/blobs/sha256"
+    first = {p.name for p in blobs.iterdir()}
+    old = index_of(example)["showconfig:latest"]
+    (example / "example/showconfig/config.json").write_text('{"new": true}\n')
+    assert doit(example, "build_images", "--tag", "2.0").code == 0
+    grown = {p.name for p in blobs.iterdir()}
+    assert first < grown  # the old layer, config and manifest stay until gc
+    (example / "out/tmp").mkdir(exist_ok=True)
+    (example / "out/tmp/blob-leftover").write_bytes(b"half")
+    run = doit(example, "gc", "--tag", "2.0")
+    assert run.code == 0, run.text
+    kept = {p.name for p in blobs.iterdir()}
+    assert old[7:] not in kept
+    assert len(grown - kept) == 3  # showconfig's old layer, config and manifest
+    assert "gc: removed 3 blobs" in run.out
+    assert not list((example / "out/tmp").iterdir())
+    assert sorted(index_of(example)) == ["hello:2.0", "showconfig:2.0", "whoami:2.0"]
+    # what is left is whole: the images still read, and a build has nothing to do
+    for name in ("hello", "showconfig", "whoami"):
+        subprocess.run(
+            ["skopeo", "inspect", f"oci:{example}/out/oci:{name}:2.0"],
+            capture_output=True,
+            check=True,
+        )
+    assert doit(example, "build_images", "--tag", "2.0").executed == []
+
+
+def test_clean_and_forget(example: Path) -> None:
+    assert doit(example, "build_images").code == 0
+    digests = index_of(example)
+    assert doit(example, "forget", "image:hello").code == 0
+    assert doit(example, "build_images").executed == ["image:hello"]
+    assert doit(example, "clean", "translate:whoami", "layer:whoami.0").code == 0
+    assert not (example / "out/build/linux_amd64/whoami/layer-0.inputs.json").exists()
+    again = doit(example, "build_images")
+    assert {"translate:whoami", "layer:whoami.0"} <= set(again.executed)
+    assert index_of(example) == digests
