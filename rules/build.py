@@ -121,6 +121,11 @@ def variant_tags(tags: Sequence[str], variant: str, double_default: bool) -> tup
     return tuple(out)
 
 
+def platform_tag(tag: str, platform: Platform) -> str:
+    """``1.2-arm64`` (``1.2-arm-v7``): the tag one machine pushes its platform under."""
+    return f"{tag}-{platform.architecture}" + (f"-{platform.variant}" if platform.variant else "")
+
+
 def build_variants(variants: Sequence[str]) -> list[tuple[str, bool]]:
     """(variant, double default) pairs to build: default collapses into debug when both."""
     double = DEFAULT_VARIANT in variants and PRIMARY_VARIANT in variants
@@ -353,6 +358,8 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
                 keys.append(visit(image, plan, variant, ()))
             if keys:
                 tags = variant_tags(options.tags, variant, double)
+                if options.platform_tags:
+                    tags = tuple(platform_tag(tag, plans[0].platform) for tag in tags)
                 also = double and variant == PRIMARY_VARIANT
                 outputs.append(Output(name, variant, tags, tuple(keys), also))
     goals: list[tuple[Platform, tuple[str, ...]]] = []

@@ -66,6 +66,13 @@ OPTIONS = (
         "keep the content store, the records and doit's state there instead of out/"
         " (env DOIT_OCI_CACHE), for a CI cache to save and restore",
     ),
+    Option(
+        "platform_tags",
+        "platform-tags",
+        "bool",
+        "tag each image <tag>-<arch> (env PLATFORM_TAGS=true): one platform per machine,"
+        " then push_index makes the multi-platform image",
+    ),
     Option("save", "save", "bool", "also save each image under out/release/docker"),
     Option("no_clobber", "no-clobber", "bool", "refuse to push over existing tags but latest"),
     Option("no_cache", "no-cache", "bool", "rebuild everything"),
@@ -94,6 +101,7 @@ class Options:
     insecure: tuple[str, ...] = ()  # registries spoken to over plain HTTP
     registry_deadline: float = 60.0  # seconds a registry request may keep failing
     cache_dir: str = ""  # where the state lives instead of out/ (relative to the workspace)
+    platform_tags: bool = False  # tags get -<arch>: one platform per machine
     variants: tuple[str, ...] = ("default",)
     save: bool = False
     no_clobber: bool = False
@@ -324,7 +332,15 @@ def read_options(
             "environment",
             "set it to how long one registry request may keep failing, e.g. 60",
         )
+    platform_tags = "platform_tags" in given or env("PLATFORM_TAGS") == "true"
+    if platform_tags and len(platforms) > 1:
+        raise UserError(
+            "--platform-tags builds one platform per run",
+            "options",
+            "give one --architectures per machine, then run push_index with all of them",
+        )
     return Options(
+        platform_tags=platform_tags,
         cache_dir=cache_dir_from(argv, environ),
         variants=variants,
         save=save,

@@ -568,6 +568,42 @@ class Steps:
             if "alias:oci" in paths:
                 alias(paths["oci"], paths["alias:oci"])
 
+    def push_index(self, output: Output) -> list[str]:
+        """Make the multi-platform image from what one machine per platform pushed under
+        ``<tag>-<arch>``: read those manifests and their configs (never a layer), put the
+        index by digest, then under each tag. The references pushed, with digests."""
+        from rules.build import platform_tag
+
+        options = self.build.options
+        done = []
+        for destination in destinations(options.hubs, output.name, output.tags):
+            client = self.clients.get(destination.registry)
+            repository = destination.repository
+            for tag in destination.tags:
+                manifests = []
+                for platform in [unit.platform for unit in self.build.units_of(output)]:
+                    source = platform_tag(tag, platform)
+                    data, media_type, digest = client.get_manifest(repository, source)
+                    manifest = oci.Manifest.from_json(oci.parse_json_document(data, source))
+                    with client.get_blob(repository, manifest.config.digest) as response:
+                        config = oci.ImageConfig.from_json(
+                            oci.parse_json_document(response.read(), f"config of {source}")
+                        )
+                    if config.platform != platform:
+                        raise UserError(
+                            f"{destination.name}:{source} is an image for {config.platform}",
+                            "the registry",
+                            f"push the {platform} image under {source}",
+                        )
+                    manifests.append(
+                        oci.Descriptor(media_type, digest, len(data), platform=platform)
+                    )
+                index = oci.Index(tuple(manifests)).to_bytes()
+                digest = client.put_manifest(repository, oci.sha256_digest(index), index, oci.INDEX)
+                client.put_manifest(repository, tag, index, oci.INDEX)
+                done.append(f"{destination.name}:{tag}@{digest}")
+        return done
+
     def push_record(self, output: Output) -> Path:
         return self.build.state / "build" / "push" / f"{output.label}.json"
 

@@ -34,7 +34,7 @@ from doit.tools import config_changed
 
 from registry.errors import RegistryError
 from registry.oci import Platform
-from rules.build import Build, Unit, load_build, state_dir
+from rules.build import Build, Output, Unit, load_build, state_dir
 from rules.digests import DigestCache
 from rules.errors import UserError
 from rules.make import make_command, make_environment, make_is_up_to_date
@@ -478,6 +478,29 @@ def _build_tasks(
         "verbosity": 2,
         "params": _params(options.plan),
     }
+    index_tasks: list[str] = []
+    if options.hubs and not options.platform_tags:
+        for output in build.outputs:
+            index_tasks.append(name(f"index:{output.label}"))
+
+            def push_index(output: Output = output) -> None:
+                for line in steps.push_index(output):
+                    print(f"pushed the index {line}")
+
+            yield {
+                "basename": index_tasks[-1],
+                "doc": f"make {output.label} for every platform from the <tag>-<arch> images",
+                "actions": [_action(push_index)],
+                "verbosity": 2,
+            }
+    yield {
+        "basename": name("push_index"),
+        "doc": "make each multi-platform image from what one machine per platform pushed"
+        " with --platform-tags (reads manifests and configs, never a layer)",
+        "actions": None,
+        "task_dep": index_tasks,
+        "params": _params(options.plan),
+    }
     save_tasks: list[str] = []
     if options.save:
         for output in build.outputs:
@@ -571,7 +594,8 @@ def image_tasks(
         stop_on_sigterm()
         env = os.environ if environ is None else environ
         try:
-            ours = (group, f"{prefix}gc", f"{prefix}status")  # the tasks that take options
+            # the tasks that take options
+            ours = (group, f"{prefix}gc", f"{prefix}status", f"{prefix}push_index")
             options = read_options(sys.argv[1:], env, ours, default_plan=plan or DEFAULT_PLAN)
             build = load_build(options, Path.cwd(), env)
         except UserError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -309,3 +310,63 @@ def test_every_hub_and_tag(example: Path, registry: RunningRegistry, tmp_path: P
             "/v2/b/hello/manifests/1.0",
             "/v2/b/hello/manifests/latest",
         ]
+
+
+@pytest.mark.skipif(
+    shutil.which("aarch64-linux-gnu-gcc") is None and shutil.which("x86_64-linux-gnu-gcc") is None,
+    reason="no cross compiler: .ci/install --test installs one",
+)
+def test_one_machine_per_platform_then_push_index(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    hub = f"{registry.host}/multi"
+    for arch in ("amd64", "arm64"):  # two runners, one platform each
+        runner = copy_example(tmp_path / f"runner-{arch}")
+        run = doit(
+            runner,
+            "build_images",
+            "--push",
+            "--platform-tags",
+            "--hub",
+            hub,
+            "--tag",
+            "1.0",
+            "--targets",
+            "hello",
+            env={"DOCKER_ARCHITECTURES": f"linux/{arch}"},
+        )
+        assert run.code == 0, run.text
+        assert f"pushed {hub}/hello:1.0-{arch}@" in run.err
+    registry.wait_for("PUT", "/v2/multi/hello/manifests/1.0-arm64")
+    before = len(registry.access_log())
+    joiner = copy_example(tmp_path / "joiner")
+    run = doit(
+        joiner,
+        "push_index",
+        "--hub",
+        hub,
+        "--tag",
+        "1.0",
+        "--targets",
+        "hello",
+        env={"DOCKER_ARCHITECTURES": "linux/amd64,linux/arm64"},
+    )
+    assert run.code == 0, run.text
+    assert run.executed == ["index:hello"]  # nothing is built
+    assert not (joiner / "out").exists()
+    registry.wait_for("PUT", "/v2/multi/hello/manifests/1.0")
+    log = registry.access_log()[before:]
+    layer_gets = [e for e in log if e.method == "GET" and "/blobs/" in e.path]
+    assert len(layer_gets) == 2  # the two configs, no layer
+    assert not [e for e in log if "/blobs/uploads/" in e.path]
+    raw = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{hub}/hello:1.0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert [m["platform"]["architecture"] for m in raw["manifests"]] == ["amd64", "arm64"]
+    for entry, arch in zip(raw["manifests"], ("amd64", "arm64"), strict=True):
+        assert entry["digest"] == skopeo_digest(f"{hub}/hello:1.0-{arch}")
