@@ -102,6 +102,7 @@ def test_every_option_has_a_flag_and_help() -> None:
         "variants",
         "push",
         "cache-dir",
+        "platform-tags",
         "save",
         "no-clobber",
         "no-cache",
