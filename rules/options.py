@@ -73,6 +73,12 @@ OPTIONS = (
         "tag each image <tag>-<arch> (env PLATFORM_TAGS=true): one platform per machine,"
         " then push_index makes the multi-platform image",
     ),
+    Option(
+        "cache_repo",
+        "cache-repo",
+        "str",
+        "a registry repository where layers are cached for every runner (env CACHE_REPO)",
+    ),
     Option("save", "save", "bool", "also save each image under out/release/docker"),
     Option("no_clobber", "no-clobber", "bool", "refuse to push over existing tags but latest"),
     Option("no_cache", "no-cache", "bool", "rebuild everything"),
@@ -102,6 +108,7 @@ class Options:
     registry_deadline: float = 60.0  # seconds a registry request may keep failing
     cache_dir: str = ""  # where the state lives instead of out/ (relative to the workspace)
     platform_tags: bool = False  # tags get -<arch>: one platform per machine
+    cache_repo: str = ""  # host[:port]/path of the remote layer cache, or ""
     variants: tuple[str, ...] = ("default",)
     save: bool = False
     no_clobber: bool = False
@@ -339,7 +346,16 @@ def read_options(
             "options",
             "give one --architectures per machine, then run push_index with all of them",
         )
+    cache_repo = (pick("cache_repo", "CACHE_REPO") or [""])[-1]
+    if cache_repo:
+        from rules.layercache import CacheRepo
+
+        try:
+            CacheRepo.parse(cache_repo)
+        except ValueError as exc:
+            raise UserError(str(exc), "options", "fix --cache-repo (or CACHE_REPO)") from None
     return Options(
+        cache_repo=cache_repo,
         platform_tags=platform_tags,
         cache_dir=cache_dir_from(argv, environ),
         variants=variants,

@@ -38,7 +38,7 @@ from rules.translate import Context, ContextDir, PlanContext, plan_copy
 from rules.tree import Entry, Tree
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
-    from registry.client import Clients
+    from registry.client import Clients, RegistryClient
 
 
 def _dump(document: Any) -> bytes:
@@ -223,14 +223,71 @@ class Steps:
         if not entries:
             write_if_changed(unit.layer(index), _dump({"empty": True, "from": made_from}))
             return
+        options = self.build.options
+        cached = self.cached_layer(unit, index)
+        if cached is not None:
+            write_if_changed(
+                unit.layer(index),
+                _dump({**cached.to_json(), "from": made_from, "cached": options.cache_repo}),
+            )
+            return
         blob = write_layer(
-            entries,
-            self.workspace,
-            self.layout,
-            self.build.options.layer_compression,
-            self.build.options.epoch,
+            entries, self.workspace, self.layout, options.layer_compression, options.epoch
         )
         write_if_changed(unit.layer(index), _dump({**blob.to_json(), "from": made_from}))
+        self.cache_layer(unit, index, blob)
+
+    # -- the remote layer cache (--cache-repo) ------------------------------------------------
+
+    def _cache(self) -> tuple[Any, RegistryClient] | None:
+        if not self.build.options.cache_repo:
+            return None
+        from rules.layercache import CacheRepo
+
+        repo = CacheRepo.parse(self.build.options.cache_repo)
+        return repo, self.clients.get(repo.registry)
+
+    def _cache_key(self, unit: Unit, index: int) -> str:
+        from rules.layercache import cache_key
+
+        options = self.build.options
+        return cache_key(unit.inputs(index).read_bytes(), options.layer_compression, options.epoch)
+
+    def cached_layer(self, unit: Unit, index: int) -> LayerBlob | None:
+        """The layer any runner made from the same inputs, from the cache repository; its
+        blob is fetched into the store unless this run pushes (then it is mounted)."""
+        cache = self._cache()
+        if cache is None:
+            return None
+        from rules.layercache import lookup
+
+        repo, client = cache
+        try:
+            hit = lookup(client, repo, self._cache_key(unit, index), warn=_warn)
+        except RegistryError as exc:
+            _warn(f"layer cache {repo}: {exc}; building the layer")
+            return None
+        local = hit is None or self.layout.has_blob(hit.descriptor.digest)
+        if hit is not None and not local and not self.build.options.push:
+            bases.fetch_blob(client, repo.repository, hit.descriptor, self.layout)
+        return hit
+
+    def cache_layer(self, unit: Unit, index: int, blob: LayerBlob) -> None:
+        """Put a layer this run made into the cache repository, for the next runner."""
+        cache = self._cache()
+        if cache is None:
+            return
+        from registry.client import BlobSource
+        from rules.layercache import store
+
+        repo, client = cache
+        source = BlobSource.from_file(
+            self.layout.blob_path(blob.descriptor.digest), blob.descriptor.digest
+        )
+        try:
+            store(client, repo, self._cache_key(unit, index), blob, source)
+        except RegistryError as exc:
+            _warn(f"layer cache {repo}: {exc}; the layer is not cached")
 
     def layer_uptodate(self, unit: Unit, index: int) -> bool:
         """The blob the record names is still in the store."""
@@ -238,7 +295,11 @@ class Steps:
             record = _load(unit.layer(index))
         except (OSError, ValueError):
             return False
-        return bool(record.get("empty")) or self.layout.has_blob(record["descriptor"]["digest"])
+        if record.get("empty") or self.layout.has_blob(record["descriptor"]["digest"]):
+            return True
+        # a layer taken from the cache repository is mounted from there when pushing
+        options = self.build.options
+        return bool(options.push and record.get("cached") == options.cache_repo)
 
     # -- image ----------------------------------------------------------------------------
 
@@ -489,6 +550,19 @@ class Steps:
                     origins[layer.digest] = origin
                     hints.setdefault(layer.digest, []).append(origin)
         options = self.build.options
+        if options.cache_repo:
+            from rules.layercache import CacheRepo
+
+            repo = CacheRepo.parse(options.cache_repo)
+            cache = Origin(repo.registry, repo.repository)
+            for unit in self.build.units:
+                for index in range(unit.layer_count):
+                    with contextlib.suppress(OSError, ValueError, KeyError):
+                        record = _load(unit.layer(index))
+                        digest = record["descriptor"]["digest"]
+                        hints.setdefault(digest, []).append(cache)
+                        if record.get("cached"):
+                            origins[digest] = cache
         for output in self.build.outputs:
             for unit in self.build.units_of(output):
                 if not unit.image_record.exists():

@@ -166,18 +166,22 @@ def summary_table(steps: Steps, prefix: str, durations: Mapping[str, float]) -> 
     """The end-of-run table: per image, layers rebuilt and reused, bytes uploaded, digest
     and the time its tasks took in this run."""
     build = steps.build
-    rows = [("image", "layers rebuilt/reused", "uploaded", "digest", "time")]
+    rows = [("image", "layers built/cached/reused", "uploaded", "digest", "time")]
     for output in build.outputs:
         units = build.units_of(output)
         keys = set(output.keys)
-        rebuilt = total = 0
+        rebuilt = cached = total = 0
         spent = 0.0
         for task, seconds in durations.items():
             head, _, rest = task.removeprefix(prefix).partition(":")
             key = rest.rsplit(".", 1)[0] if head == "layer" else rest
             if key in keys or (head in ("push", "save") and rest == output.label):
                 spent += seconds
-                rebuilt += head == "layer"
+                if head == "layer":
+                    layer = build.unit(key).layer(int(rest.rsplit(".", 1)[1]))
+                    from_cache = bool(json.loads(layer.read_text()).get("cached"))
+                    cached += from_cache
+                    rebuilt += not from_cache
         total = sum(unit.layer_count for unit in units)
         record = steps.push_record(output)
         uploaded = 0
@@ -191,8 +195,9 @@ def summary_table(steps: Steps, prefix: str, durations: Mapping[str, float]) -> 
             digest = steps.image_descriptor(output).digest
         except OSError:
             digest = "(not built)"
+        reused = total - rebuilt - cached
         rows.append(
-            (output.label, f"{rebuilt}/{total - rebuilt}", _size(uploaded), digest, f"{spent:.2f}s")
+            (output.label, f"{rebuilt}/{cached}/{reused}", _size(uploaded), digest, f"{spent:.2f}s")
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return "".join(
@@ -388,6 +393,7 @@ def _build_tasks(
                             "compression": options.layer_compression,
                             "epoch": options.epoch,
                             "version": SPEC_VERSION,
+                            "cache": options.cache_repo,
                         }
                     ),
                     Check("its blob is in out/oci", partial(steps.layer_uptodate, unit, index)),

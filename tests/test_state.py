@@ -71,10 +71,10 @@ def test_a_summary_table_ends_every_build(example: Path) -> None:
         for line in run.err.splitlines()
         if line.startswith(("image ", "hello ", "whoami ", "showconfig "))
     ]
-    assert table[0] == ["image", "layers", "rebuilt/reused", "uploaded", "digest", "time"]
+    assert table[0] == ["image", "layers", "built/cached/reused", "uploaded", "digest", "time"]
     digests = index_of(example)
     rows = {row[0]: row for row in table[1:]}
-    assert rows["hello"][1:5] == ["2/0", "0", "B", digests["hello:latest"]]
+    assert rows["hello"][1:5] == ["2/0/0", "0", "B", digests["hello:latest"]]
     (example / "example/showconfig/config.json").write_text('{"changed": 1}\n')
     again = doit(example, "build_images")
     rows = {
@@ -82,7 +82,7 @@ def test_a_summary_table_ends_every_build(example: Path) -> None:
         for line in again.err.splitlines()
         if line.startswith(("hello ", "showconfig "))
     }
-    assert rows["showconfig"][1] == "1/1" and rows["hello"][1] == "0/2"
+    assert rows["showconfig"][1] == "1/0/1" and rows["hello"][1] == "0/0/2"
 
 
 def test_four_processes_give_the_same_digests_as_one(tmp_path: Path) -> None:
