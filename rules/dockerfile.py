@@ -473,7 +473,10 @@ def _words(ins: Instruction, escape: str) -> list[str]:
 
 
 def build_arg_names(df: Dockerfile) -> set[str]:
-    return {name for ins in df.global_args for name, _ in _arg_words(ins, df.escape)}
+    """Every name an ARG of the Dockerfile declares, before FROM or in a stage: the only
+    build args that can change what it builds."""
+    stages = [ins for stage in df.stages for ins in stage.instructions if ins.keyword == "ARG"]
+    return {name for ins in (*df.global_args, *stages) for name, _ in _arg_words(ins, df.escape)}
 
 
 def _arg_words(ins: Instruction, escape: str) -> list[tuple[str, str | None]]:

@@ -36,6 +36,7 @@ from registry.errors import RegistryError
 from registry.oci import Platform
 from rules.build import Build, Output, Unit, load_build, state_dir
 from rules.digests import DigestCache
+from rules.dockerfile import build_arg_names
 from rules.errors import UserError
 from rules.make import make_command, make_environment, make_is_up_to_date
 from rules.options import DEFAULT_PLAN, OPTIONS, cache_dir_from, read_options
@@ -313,6 +314,9 @@ def _build_tasks(
         make_tasks[platform] = task_name
         yield _make_task(task_name, build.workspace, platform, goals)
 
+    def declared(unit: Unit) -> set[str]:
+        return build_arg_names(unit.chain.dockerfile)
+
     base_tasks: dict[Path, str] = {}
     for unit in build.units:
         if unit.base_ref and unit.base_record not in base_tasks:
@@ -350,7 +354,8 @@ def _build_tasks(
             "uptodate": [
                 config_changed(
                     {
-                        "args": unit.build_args,
+                        # only the build args its Dockerfile declares can change it
+                        "args": [(k, v) for k, v in unit.build_args if k in declared(unit)],
                         "version": SPEC_VERSION,
                         "chain": [s.index for s in unit.chain.stages],
                     }

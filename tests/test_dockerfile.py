@@ -1642,8 +1642,10 @@ def test_automatic_args() -> None:
 
 
 def test_build_arg_names() -> None:
-    df = read_dockerfile(dockerfile("ARG A B=1", "ARG C", "FROM scratch", "ARG D"), PATH)
-    assert build_arg_names(df) == {"A", "B", "C"}
+    df = read_dockerfile(
+        dockerfile("ARG A B=1", "ARG C", "FROM scratch", "ARG D", "ENV E=$A"), PATH
+    )
+    assert build_arg_names(df) == {"A", "B", "C", "D"}  # declared before FROM or in a stage
 
 
 def test_copy_step_json_round_trip() -> None:

@@ -199,3 +199,31 @@ def test_chunked_upload_recovers_from_a_416_with_a_real_registry(tmp_path: Path)
             direct.get_blob("chunks/blob", digest) as response,
         ):
             assert b"".join(response.iter_bytes()) == data
+
+
+def test_a_moved_base_tag_pushes_a_new_config_and_manifest_only(
+    example: Path, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    publish_base(example, registry)
+    workspace = app_workspace(tmp_path, f"{registry.host}/library/base:1.0")
+    first = doit(workspace, "build_images", "--push", "--hub", f"{registry.host}/apps")
+    assert first.code == 0, first.text
+    own_layer = json.loads((workspace / "out/build/linux_amd64/app/layer-0.json").read_text())[
+        "descriptor"
+    ]
+    registry.wait_for("PUT", "/v2/apps/app/manifests/latest")
+    passwd = example / "example/base/passwd"
+    passwd.write_text(passwd.read_text() + "moved:x:3:3::/:/sbin/nologin\n")
+    publish_base(example, registry)  # the tag moves
+    before = len(registry.access_log())
+    run = doit(workspace, "build_images", "--push", "--hub", f"{registry.host}/apps")
+    assert run.code == 0, run.text
+    assert not [t for t in run.executed if t.startswith(("layer:", "translate:"))]
+    registry.wait_for("PUT", "/v2/apps/app/manifests/latest")
+    log = registry.access_log()[before:]
+    finished = [e.query for e in log if e.method == "PUT" and "digest=" in e.query]
+    assert len(finished) == 1  # the new config; the app's own layer is not sent again
+    assert own_layer["digest"].replace(":", "%3A") not in finished[0]
+    assert [e.path for e in log if e.method == "PUT" and "/manifests/" in e.path][-1] == (
+        "/v2/apps/app/manifests/latest"
+    )
