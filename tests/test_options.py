@@ -103,6 +103,7 @@ def test_every_option_has_a_flag_and_help() -> None:
         "push",
         "cache-dir",
         "platform-tags",
+        "cache-repo",
         "save",
         "no-clobber",
         "no-cache",
@@ -472,3 +473,12 @@ def test_compression_is_chosen_once_from_the_destinations(
 )
 def test_cache_dir(argv: list[str], environ: dict[str, str], expected: str) -> None:
     assert read_options(argv, environ).cache_dir == expected
+
+
+def test_cache_repo() -> None:
+    assert read_options([TASK, "--cache-repo", "r.io:5000/team/cache"], {}).cache_repo == (
+        "r.io:5000/team/cache"
+    )
+    assert read_options([TASK], {"CACHE_REPO": "r.io/c"}).cache_repo == "r.io/c"
+    with pytest.raises(UserError, match="invalid layer cache repository 'team/cache'"):
+        read_options([TASK, "--cache-repo", "team/cache"], {})
