@@ -1,6 +1,6 @@
 """doit-oci's own build: the images of plans/images.yaml (or --plan PATH, or PLAN=PATH)."""
 
-from rules.tasks import doit_config, image_tasks
+from doit_oci import doit_config, image_tasks
 
 DOIT_CONFIG = doit_config()
 

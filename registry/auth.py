@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from registry.credentials import DOCKER_HUB_ALIASES, Credentials, is_docker_hub
+from doit_oci.registry.credentials import DOCKER_HUB_ALIASES, Credentials, is_docker_hub
 
 SCOPES_EXTENSION = "registry_scopes"
 CLIENT_ID = "doit-oci"

@@ -21,12 +21,12 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
-from registry import oci
-from registry.auth import AuthError, RegistryAuth
-from registry.credentials import CredentialError, Credentials, load_credentials
-from registry.errors import RegistryError
-from registry.reference import is_loopback
-from registry.transport import Exhausted, RetryPolicy, send_with_retries
+from doit_oci.registry import oci
+from doit_oci.registry.auth import AuthError, RegistryAuth
+from doit_oci.registry.credentials import CredentialError, Credentials, load_credentials
+from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.reference import is_loopback
+from doit_oci.registry.transport import Exhausted, RetryPolicy, send_with_retries
 
 CHUNK = 1 << 20
 MANIFEST_TYPES = (oci.MANIFEST, oci.INDEX, oci.DOCKER_MANIFEST, oci.DOCKER_MANIFEST_LIST)

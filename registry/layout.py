@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from registry import oci
-from registry.files import write_atomic
+from doit_oci.registry import oci
+from doit_oci.registry.files import write_atomic
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from registry import oci
-from registry.errors import RegistryError
-from registry.layout import Layout
-from registry.reference import Reference
+from doit_oci.registry import oci
+from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.layout import Layout
+from doit_oci.registry.reference import Reference
 
 if TYPE_CHECKING:
-    from registry.client import RegistryClient
+    from doit_oci.registry.client import RegistryClient
 
 INDEX_TYPES = (oci.INDEX, oci.DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = (oci.MANIFEST, oci.DOCKER_MANIFEST)

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry import reference
-from registry.oci import Platform
-from rules.dockerfile import (
+from doit_oci.registry import reference
+from doit_oci.registry.oci import Platform
+from doit_oci.rules.dockerfile import (
     Chain,
     Dockerfile,
     automatic_args,
@@ -24,9 +24,9 @@ from rules.dockerfile import (
     read_dockerfile,
     select_chain,
 )
-from rules.errors import UserError
-from rules.options import Options
-from rules.plan import ImagePlan, Plan, load_plan
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.options import Options
+from doit_oci.rules.plan import ImagePlan, Plan, load_plan
 
 OUT = "out"
 DEFAULT_VARIANT = "default"

@@ -26,9 +26,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from registry.oci import ContainerConfig, ImageConfig, Platform
-from rules.errors import UserError
-from rules.shellwords import (
+from doit_oci.registry.oci import ContainerConfig, ImageConfig, Platform
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.shellwords import (
     ExpandError,
     expand_word,
     expand_words,

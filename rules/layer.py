@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry import oci
-from registry.layout import BlobWriter, Layout
-from rules.compress import COMPRESSIONS as COMPRESSIONS
-from rules.compress import Stream, check, compressing
-from rules.errors import UserError
-from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
+from doit_oci.registry import oci
+from doit_oci.registry.layout import BlobWriter, Layout
+from doit_oci.rules.compress import COMPRESSIONS as COMPRESSIONS
+from doit_oci.rules.compress import Stream, check, compressing
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
 
 CHUNK = 1 << 20
 BLOCK = 512

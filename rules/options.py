@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from registry.oci import Platform
-from registry.reference import ReferenceError, check_hub, check_tag, is_loopback
-from rules.errors import UserError
-from rules.layer import COMPRESSIONS
+from doit_oci.registry.oci import Platform
+from doit_oci.registry.reference import ReferenceError, check_hub, check_tag, is_loopback
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.layer import COMPRESSIONS
 
 DEFAULT_PLAN = "plans/images.yaml"
 
@@ -348,7 +348,7 @@ def read_options(
         )
     cache_repo = (pick("cache_repo", "CACHE_REPO") or [""])[-1]
     if cache_repo:
-        from rules.layercache import CacheRepo
+        from doit_oci.rules.layercache import CacheRepo
 
         try:
             CacheRepo.parse(cache_repo)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from registry.oci import Platform
-from registry.reference import ReferenceError, split_repository
-from rules.errors import UserError
+from doit_oci.registry.oci import Platform
+from doit_oci.registry.reference import ReferenceError, split_repository
+from doit_oci.rules.errors import UserError
 
 IMAGE_KEYS = (
     "name",

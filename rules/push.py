@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from registry import oci
-from registry.layout import Layout
-from registry.reference import split_repository
+from doit_oci.registry import oci
+from doit_oci.registry.layout import Layout
+from doit_oci.registry.reference import split_repository
 
 if TYPE_CHECKING:  # the client (and httpx) is imported only when something is pushed
-    from registry.client import BlobSource, RegistryClient
+    from doit_oci.registry.client import BlobSource, RegistryClient
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class Pusher:
         return sorted(known)
 
     def _source(self, descriptor: oci.Descriptor) -> BlobSource:
-        from registry.client import BlobSource
+        from doit_oci.registry.client import BlobSource
 
         if self.layout.has_blob(descriptor.digest):
             return BlobSource.from_file(

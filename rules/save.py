@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from registry import oci
-from registry.layout import LAYOUT_VERSION, Layout
-from registry.reference import DEFAULT_REGISTRY, ReferenceError, parse
-from rules.errors import UserError
+from doit_oci.registry import oci
+from doit_oci.registry.layout import LAYOUT_VERSION, Layout
+from doit_oci.registry.reference import DEFAULT_REGISTRY, ReferenceError, parse
+from doit_oci.rules.errors import UserError
 
 CHUNK = 1 << 20
 BLOCK = 512

@@ -21,24 +21,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry import oci, reference
-from registry.errors import RegistryError
-from registry.files import write_if_changed
-from registry.layout import Layout
-from rules import bases
-from rules.bases import ResolvedBase
-from rules.build import Build, Output, Unit
-from rules.digests import DigestCache
-from rules.dockerfile import CopyStep, evaluate
-from rules.errors import UserError
-from rules.layer import LayerBlob, write_layer
-from rules.progress import progress_display
-from rules.push import Origin, Progress, Pusher, destinations
-from rules.translate import Context, ContextDir, PlanContext, plan_copy
-from rules.tree import Entry, Tree
+from doit_oci.registry import oci, reference
+from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.files import write_if_changed
+from doit_oci.registry.layout import Layout
+from doit_oci.rules import bases
+from doit_oci.rules.bases import ResolvedBase
+from doit_oci.rules.build import Build, Output, Unit
+from doit_oci.rules.digests import DigestCache
+from doit_oci.rules.dockerfile import CopyStep, evaluate
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.layer import LayerBlob, write_layer
+from doit_oci.rules.progress import progress_display
+from doit_oci.rules.push import Origin, Progress, Pusher, destinations
+from doit_oci.rules.translate import Context, ContextDir, PlanContext, plan_copy
+from doit_oci.rules.tree import Entry, Tree
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
-    from registry.client import Clients, RegistryClient
+    from doit_oci.registry.client import Clients, RegistryClient
 
 
 def _dump(document: Any) -> bytes:
@@ -71,8 +71,8 @@ class Steps:
 
     @property
     def clients(self) -> Clients:
-        from registry.client import Clients
-        from registry.transport import RetryPolicy
+        from doit_oci.registry.client import Clients
+        from doit_oci.registry.transport import RetryPolicy
 
         if self._clients is None:
             options = self.build.options
@@ -242,13 +242,13 @@ class Steps:
     def _cache(self) -> tuple[Any, RegistryClient] | None:
         if not self.build.options.cache_repo:
             return None
-        from rules.layercache import CacheRepo
+        from doit_oci.rules.layercache import CacheRepo
 
         repo = CacheRepo.parse(self.build.options.cache_repo)
         return repo, self.clients.get(repo.registry)
 
     def _cache_key(self, unit: Unit, index: int) -> str:
-        from rules.layercache import cache_key
+        from doit_oci.rules.layercache import cache_key
 
         options = self.build.options
         return cache_key(unit.inputs(index).read_bytes(), options.layer_compression, options.epoch)
@@ -259,7 +259,7 @@ class Steps:
         cache = self._cache()
         if cache is None:
             return None
-        from rules.layercache import lookup
+        from doit_oci.rules.layercache import lookup
 
         repo, client = cache
         try:
@@ -277,8 +277,8 @@ class Steps:
         cache = self._cache()
         if cache is None:
             return
-        from registry.client import BlobSource
-        from rules.layercache import store
+        from doit_oci.registry.client import BlobSource
+        from doit_oci.rules.layercache import store
 
         repo, client = cache
         source = BlobSource.from_file(
@@ -551,7 +551,7 @@ class Steps:
                     hints.setdefault(layer.digest, []).append(origin)
         options = self.build.options
         if options.cache_repo:
-            from rules.layercache import CacheRepo
+            from doit_oci.rules.layercache import CacheRepo
 
             repo = CacheRepo.parse(options.cache_repo)
             cache = Origin(repo.registry, repo.repository)
@@ -617,7 +617,7 @@ class Steps:
         return paths
 
     def save(self, output: Output) -> None:
-        from rules.save import alias, write_docker_archive, write_oci_archive
+        from doit_oci.rules.save import alias, write_docker_archive, write_oci_archive
 
         options = self.build.options
         if options.hubs:
@@ -646,7 +646,7 @@ class Steps:
         """Make the multi-platform image from what one machine per platform pushed under
         ``<tag>-<arch>``: read those manifests and their configs (never a layer), put the
         index by digest, then under each tag. The references pushed, with digests."""
-        from rules.build import platform_tag
+        from doit_oci.rules.build import platform_tag
 
         options = self.build.options
         done = []

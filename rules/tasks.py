@@ -32,17 +32,17 @@ from doit.exceptions import InvalidTask, TaskFailed
 from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
-from registry.errors import RegistryError
-from registry.oci import Platform
-from rules.build import Build, Output, Unit, load_build, state_dir
-from rules.digests import DigestCache
-from rules.dockerfile import build_arg_names
-from rules.errors import UserError
-from rules.make import make_command, make_environment, make_is_up_to_date
-from rules.options import DEFAULT_PLAN, OPTIONS, cache_dir_from, read_options
-from rules.plan import platform_variables
-from rules.push import destinations
-from rules.steps import Steps
+from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.oci import Platform
+from doit_oci.rules.build import Build, Output, Unit, load_build, state_dir
+from doit_oci.rules.digests import DigestCache
+from doit_oci.rules.dockerfile import build_arg_names
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
+from doit_oci.rules.options import DEFAULT_PLAN, OPTIONS, cache_dir_from, read_options
+from doit_oci.rules.plan import platform_variables
+from doit_oci.rules.push import destinations
+from doit_oci.rules.steps import Steps
 
 SPEC_VERSION = 2  # bump when a record's format or meaning changes, to rebuild them all
 

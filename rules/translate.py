@@ -30,10 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from rules.dockerfile import CopyStep
-from rules.dockerignore import IgnoreError, load
-from rules.errors import UserError
-from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree, image_path, parents
+from doit_oci.rules.dockerfile import CopyStep
+from doit_oci.rules.dockerignore import IgnoreError, load
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree, image_path, parents
 
 _WILDCARD = re.compile(r"[*?\[]")
 _NUMBER = re.compile(r"[0-9]+")

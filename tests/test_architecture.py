@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DOIT_IMPORTERS = {"rules/tasks.py", "dodo.py"}
+DOIT_IMPORTERS = {"rules/tasks.py", "rules/plugin.py", "dodo.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -37,10 +37,17 @@ def test_the_task_module_is_where_doit_is_used() -> None:
     assert "doit.reporter" in imported_modules(REPO / "rules" / "tasks.py")
 
 
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(REPO)))
+def test_our_modules_are_imported_by_their_unique_name(path: Path) -> None:
+    # a user's own "rules" or "registry" module must never be taken for ours
+    modules = imported_modules(path)
+    assert not [m for m in modules if m.split(".")[0] in ("rules", "registry")]
+
+
 @pytest.mark.parametrize("path", sorted(REPO.glob("registry/*.py")), ids=lambda p: p.name)
 def test_registry_never_imports_rules(path: Path) -> None:
     modules = imported_modules(path)
-    assert not [m for m in modules if m == "rules" or m.startswith("rules.")]
+    assert not [m for m in modules if m.startswith(("rules", "doit_oci.rules"))]
 
 
 def test_the_checks_can_see_imports(tmp_path: Path) -> None:

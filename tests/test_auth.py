@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from registry.auth import AuthError, Challenge, RegistryAuth, merge_scopes, parse_challenge
-from registry.credentials import Credentials
+from doit_oci.registry.auth import AuthError, Challenge, RegistryAuth, merge_scopes, parse_challenge
+from doit_oci.registry.credentials import Credentials
 
 REGISTRY = "registry.test"
 BASE = f"https://{REGISTRY}"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from registry.oci import Platform
-from rules.build import base_candidates, find_plan_base, load_build, local_platform
-from rules.errors import UserError
-from rules.options import Options
-from rules.plan import load_plan
+from doit_oci.registry.oci import Platform
+from doit_oci.rules.build import base_candidates, find_plan_base, load_build, local_platform
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.options import Options
+from doit_oci.rules.plan import load_plan
 
 AMD64 = Platform("linux", "amd64")
 ARM64 = Platform("linux", "arm64")

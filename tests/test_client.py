@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry import oci
-from registry.client import BlobSource, FileSlice, RegistryClient, RegistryError
-from registry.reference import is_loopback
-from registry.transport import RetryPolicy
+from doit_oci.registry import oci
+from doit_oci.registry.client import BlobSource, FileSlice, RegistryClient, RegistryError
+from doit_oci.registry.reference import is_loopback
+from doit_oci.registry.transport import RetryPolicy
 
 HOST = "127.0.0.1:5000"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from registry.credentials import (
+from doit_oci.registry.credentials import (
     CredentialError,
     Credentials,
     docker_config_path,

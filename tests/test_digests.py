@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.digests import DigestCache, file_digest
+from doit_oci.rules.digests import DigestCache, file_digest
 
 OLD_NS = 1_600_000_000 * 10**9  # a time well in the past, as files are between builds
 

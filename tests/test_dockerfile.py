@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from registry.oci import ContainerConfig, ImageConfig, Platform
-from rules.dockerfile import (
+from doit_oci.registry.oci import ContainerConfig, ImageConfig, Platform
+from doit_oci.rules.dockerfile import (
     DEFAULT_PATH,
     CopyStep,
     HistoryStep,
@@ -26,7 +26,7 @@ from rules.dockerfile import (
     read_dockerfile,
     select_chain,
 )
-from rules.errors import UserError
+from doit_oci.rules.errors import UserError
 
 PATH = "img/Dockerfile"
 AMD64 = automatic_args(Platform("linux", "amd64"))

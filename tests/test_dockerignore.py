@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.dockerignore import DockerIgnore, IgnoreError, Pattern, load
+from doit_oci.rules.dockerignore import DockerIgnore, IgnoreError, Pattern, load
 
 # --------------------------------------------------------------- patternmatcher TestMatches
 

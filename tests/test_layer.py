@@ -24,15 +24,15 @@ from typing import BinaryIO
 import pytest
 import zstandard
 
-from registry import oci
-from registry.layout import Layout
-from rules import compress
-from rules.digests import file_digest
-from rules.dockerfile import CopyStep
-from rules.errors import UserError
-from rules.layer import BLOCK, COMPRESSIONS, LayerBlob, media_type, tar_header, write_layer
-from rules.translate import ContextDir, plan_copy
-from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree
+from doit_oci.registry import oci
+from doit_oci.registry.layout import Layout
+from doit_oci.rules import compress
+from doit_oci.rules.digests import file_digest
+from doit_oci.rules.dockerfile import CopyStep
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.layer import BLOCK, COMPRESSIONS, LayerBlob, media_type, tar_header, write_layer
+from doit_oci.rules.translate import ContextDir, plan_copy
+from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree
 
 EPOCH = 0
 

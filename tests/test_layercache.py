@@ -18,13 +18,13 @@ import pytest
 from registries import AccessEntry, RunningRegistry, basic_registry
 from schemas import validate
 
-from registry import oci
-from registry.client import USER_AGENT, BlobSource, RegistryClient
-from registry.errors import RegistryError
-from registry.layout import Layout
-from rules.digests import file_digest
-from rules.layer import COMPRESSIONS, LayerBlob, write_layer
-from rules.layercache import (
+from doit_oci.registry import oci
+from doit_oci.registry.client import USER_AGENT, BlobSource, RegistryClient
+from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.layout import Layout
+from doit_oci.rules.digests import file_digest
+from doit_oci.rules.layer import COMPRESSIONS, LayerBlob, write_layer
+from doit_oci.rules.layercache import (
     ARTIFACT_TYPE,
     CONFIG_TYPE,
     CacheRepo,
@@ -34,7 +34,7 @@ from rules.layercache import (
     manifest_bytes,
     store,
 )
-from rules.tree import DIR, FILE, Entry
+from doit_oci.rules.tree import DIR, FILE, Entry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INPUTS = (
@@ -139,7 +139,9 @@ def test_a_bad_cache_repository_gets_one_clear_message(text: str, problem: str) 
 
 
 def test_the_module_imports_neither_httpx_nor_doit() -> None:
-    code = "import sys, rules.layercache; print(sorted({'httpx', 'doit'} & set(sys.modules)))"
+    code = (
+        "import sys, doit_oci.rules.layercache; print(sorted({'httpx', 'doit'} & set(sys.modules)))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from registry import oci
-from registry.files import write_atomic, write_if_changed
-from registry.layout import LAYOUT_VERSION, BlobWriter, Layout
+from doit_oci.registry import oci
+from doit_oci.registry.files import write_atomic, write_if_changed
+from doit_oci.registry.layout import LAYOUT_VERSION, BlobWriter, Layout
 from tests.schemas import validate
 
 HELLO_SHA = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # b"hello"

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from registry import oci
+from doit_oci.registry import oci
 from tests.schemas import validate
 
 EMPTY_SHA = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

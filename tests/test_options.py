@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry.oci import Platform
-from rules.errors import UserError
-from rules.options import DEFAULT_PLAN, OPTIONS, Options, read_argv, read_options
+from doit_oci.registry.oci import Platform
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.options import DEFAULT_PLAN, OPTIONS, Options, read_argv, read_options
 
 TASK = "build_images"
 AMD64 = Platform("linux", "amd64")

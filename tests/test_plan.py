@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.oci import Platform
-from rules.errors import UserError
-from rules.plan import (
+from doit_oci.registry.oci import Platform
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.plan import (
     IMAGE_KEYS,
     ImagePlan,
     Plan,

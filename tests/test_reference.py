@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.reference import (
+from doit_oci.registry.reference import (
     Reference,
     ReferenceError,
     check_hub,

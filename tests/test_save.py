@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from registry import oci
-from registry.layout import LAYOUT_VERSION, Layout
-from rules.save import SaveError, alias, write_docker_archive, write_oci_archive
+from doit_oci.registry import oci
+from doit_oci.registry.layout import LAYOUT_VERSION, Layout
+from doit_oci.rules.save import SaveError, alias, write_docker_archive, write_oci_archive
 from tests.schemas import validate
 
 ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hello")

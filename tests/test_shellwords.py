@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rules.shellwords import (
+from doit_oci.rules.shellwords import (
     ExpandError,
     expand_word,
     expand_words,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rules.digests import DigestCache, file_digest
-from rules.dockerfile import CopyStep
-from rules.errors import UserError
-from rules.translate import ContextDir, PlanContext, find_sources, parse_chown, plan_copy
-from rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree
+from doit_oci.rules.digests import DigestCache, file_digest
+from doit_oci.rules.dockerfile import CopyStep
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.translate import ContextDir, PlanContext, find_sources, parse_chown, plan_copy
+from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree
 
 WHERE = "Dockerfile:7"
 ROOT_DIR = (DIR, 0o755, 0, 0)

@@ -7,7 +7,7 @@ import email.utils
 import httpx
 import pytest
 
-from registry.transport import Exhausted, RetryPolicy, retry_after, send_with_retries
+from doit_oci.registry.transport import Exhausted, RetryPolicy, retry_after, send_with_retries
 
 REQUEST = httpx.Request("GET", "http://127.0.0.1:5000/v2/")
 

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from rules.tree import DIR, FILE, HARDLINK, KINDS, SYMLINK, Entry, Tree, image_path, parents
+from doit_oci.rules.tree import (
+    DIR,
+    FILE,
+    HARDLINK,
+    KINDS,
+    SYMLINK,
+    Entry,
+    Tree,
+    image_path,
+    parents,
+)
 
 
 def d(path: str, mode: int = 0o755) -> Entry:
