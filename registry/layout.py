@@ -7,6 +7,7 @@ so a blob that exists is whole and its name is its digest.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -128,7 +129,17 @@ class Layout:
         write_atomic(self.index_path, index.to_bytes(), self.tmp_dir)
 
     def set_refs(self, named: Mapping[str, oci.Descriptor], drop: Iterable[str] = ()) -> bool:
-        """Point each ref name at its descriptor, keeping other names; True if changed."""
+        """Point each ref name at its descriptor, keeping other names; True if changed.
+        Read, changed and written under a lock: several writers may name images at once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = os.open(self.root, os.O_RDONLY)  # the layout's own folder is the lock
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            return self._set_refs(named, drop)
+        finally:
+            os.close(folder)
+
+    def _set_refs(self, named: Mapping[str, oci.Descriptor], drop: Iterable[str]) -> bool:
         gone = set(drop) | set(named)
         current = self.read_index()
         kept = [m for m in current.manifests if m.ref_name not in gone]

@@ -10,7 +10,7 @@ platform. Every user mistake found here stops the build before any work starts.
 from __future__ import annotations
 
 import platform as host
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,8 +235,18 @@ def _display(path: Path, workspace: Path) -> str:
         return str(path)
 
 
-def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) -> Build:
-    plans = tuple(load_plan(options.plan, p, workspace, environ) for p in options.platforms)
+def load_build(
+    options: Options,
+    workspace: Path,
+    environ: Mapping[str, str],
+    plan_for: Callable[[Platform], Plan] | None = None,
+) -> Build:
+    """The build of ``options.plan`` (or of the plans ``plan_for`` gives per platform, as
+    the Python rules make them) in ``workspace``."""
+    plans = tuple(
+        plan_for(p) if plan_for else load_plan(options.plan, p, workspace, environ)
+        for p in options.platforms
+    )
     first = plans[0]
     names = first.names
     for target in options.targets:
@@ -335,6 +345,7 @@ def load_build(options: Options, workspace: Path, environ: Mapping[str, str]) ->
             build_args=tuple(sorted(args.items())),
             dir=state_dir(workspace, options.cache_dir)
             / "build"
+            / options.scope
             / plan.platform.slug
             / key.split("@")[0],
             variant=variant,

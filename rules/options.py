@@ -109,6 +109,7 @@ class Options:
     cache_dir: str = ""  # where the state lives instead of out/ (relative to the workspace)
     platform_tags: bool = False  # tags get -<arch>: one platform per machine
     cache_repo: str = ""  # host[:port]/path of the remote layer cache, or ""
+    scope: str = ""  # keeps the records of one plan apart from another's (the task prefix)
     variants: tuple[str, ...] = ("default",)
     save: bool = False
     no_clobber: bool = False

@@ -33,7 +33,7 @@ from doit_oci.rules.dockerfile import CopyStep, evaluate
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.layer import LayerBlob, write_layer
 from doit_oci.rules.progress import progress_display
-from doit_oci.rules.push import Origin, Progress, Pusher, destinations
+from doit_oci.rules.push import Destination, Origin, Progress, Pusher, destinations
 from doit_oci.rules.translate import Context, ContextDir, PlanContext, plan_copy
 from doit_oci.rules.tree import Entry, Tree
 
@@ -428,7 +428,11 @@ class Steps:
         out/oci/index.json that this build does not give; (removed, bytes, kept)."""
         keep = self.reachable()
         self.layout.init()
-        named = self.named_descriptors()
+        named: dict[str, oci.Descriptor] = {}
+        for output in self.build.outputs:
+            with contextlib.suppress(OSError):  # not built yet: nothing of it to keep
+                descriptor = self.image_descriptor(output)
+                named.update((ref, descriptor) for ref in output.ref_names)
         index = self.layout.read_index()
         self.layout.write_index(
             oci.Index(
@@ -529,9 +533,18 @@ class Steps:
                 named[ref_name] = descriptor
         return named
 
+    @property
+    def layout_record(self) -> Path:
+        """The names this build gives in out/oci/index.json (which other builds share)."""
+        return self.build.state / "build" / self.build.options.scope / "layout.json"
+
     def write_layout(self) -> None:
         self.layout.init()
-        self.layout.set_refs(self.named_descriptors())
+        named = self.named_descriptors()
+        self.layout.set_refs(named)
+        write_if_changed(
+            self.layout_record, _dump({name: d.digest for name, d in sorted(named.items())})
+        )
 
     # -- push -------------------------------------------------------------------------------
 
@@ -682,23 +695,28 @@ class Steps:
         return self.build.state / "build" / "push" / f"{output.label}.json"
 
     def push(self, output: Output) -> None:
+        """Push ``output`` to every hub of the build, under its tags."""
         options = self.build.options
         descriptor = self.image_descriptor(output)
+        targets = destinations(options.hubs, output.name, output.tags)
+        uploaded = self.push_descriptor(descriptor, targets)
+        pushed = {ref: descriptor.digest for d in targets for ref in d.references()}
+        write_if_changed(
+            self.push_record(output), _dump({"pushed": pushed, "uploaded_bytes": uploaded})
+        )
+
+    def push_descriptor(self, descriptor: oci.Descriptor, targets: Sequence[Destination]) -> int:
+        """Push an image (manifest or index) of the store to ``targets``; bytes uploaded."""
         origins, hints = self.mount_hints()
         progress = Progress(progress_display(sys.stderr))
         pusher = Pusher(self.layout, self.clients.get, origins, hints, progress)
-        pushed: dict[str, str] = {}
         uploaded = 0
-        for destination in destinations(options.hubs, output.name, output.tags):
+        for destination in targets:
             report = pusher.push(descriptor, destination)
             progress.finish()
             print(report.line(), file=sys.stderr)
             uploaded += report.bytes_uploaded
-            for ref in destination.references():
-                pushed[ref] = descriptor.digest
-        write_if_changed(
-            self.push_record(output), _dump({"pushed": pushed, "uploaded_bytes": uploaded})
-        )
+        return uploaded
 
     def layout_uptodate(self) -> bool:
         try:

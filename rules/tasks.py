@@ -22,7 +22,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,9 @@ def _size(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count} B"
 
 
-def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") -> dict[str, Any]:
+def doit_config(
+    dep_file: str = ".doit.db", default_task: str | None = "build_images"
+) -> dict[str, Any]:
     """DOIT_CONFIG for a dodo.py that builds images: state in the workspace, our checker,
     tasks in parallel processes."""
     cache_dir = cache_dir_from(sys.argv[1:], os.environ)
@@ -224,7 +227,8 @@ def doit_config(dep_file: str = ".doit.db", default_task: str = "build_images") 
         "dep_file": dep_file,
         "check_file_uptodate": DigestChecker,
         "reporter": Reporter,
-        "default_tasks": [default_task],
+        # with no default task, `doit` alone runs every task
+        **({"default_tasks": [default_task]} if default_task else {}),
         # independent tasks at once (make beside the base images' resolution, layers of
         # different images...): as many as there are cores, up to 4; `doit -n 1` for one
         "num_process": max(1, min(4, os.cpu_count() or 1)),
@@ -248,6 +252,16 @@ class Check:
     __str__ = __repr__
 
 
+def invalid(exc: UserError) -> InvalidTask:
+    """doit's way to stop before any task with one line, for a mistake found making tasks."""
+    return InvalidTask(str(exc))
+
+
+def values_changed(values: Any) -> Any:
+    """An up-to-date check: the task runs again when ``values`` differ from last time."""
+    return config_changed(values)
+
+
 def _action(work: Callable[[], None]) -> Callable[[], TaskFailed | None]:
     """A doit python-action that turns a user's mistake into one line, not a traceback."""
 
@@ -261,7 +275,8 @@ def _action(work: Callable[[], None]) -> Callable[[], TaskFailed | None]:
     return run
 
 
-def _params(plan: str) -> list[dict[str, Any]]:
+def task_params(plan: str) -> list[dict[str, Any]]:
+    """doit parameters for a task that takes the build's options."""
     params = []
     for option in OPTIONS:
         param: dict[str, Any] = {"name": option.name, "long": option.flag, "help": option.help}
@@ -426,7 +441,7 @@ def _build_tasks(
         "doc": "name the images <name>:<tag> in the OCI image layout out/oci",
         "actions": [_action(steps.write_layout)],
         "file_dep": [str(build.unit(key).image_record) for key in build.wanted],
-        "targets": [str(build.layout_dir / "index.json")],
+        "targets": [str(steps.layout_record)],
         "uptodate": [Check("out/oci/index.json names every image as built", steps.layout_uptodate)],
     }
     push_tasks: dict[str, str] = {}  # unit key -> the push task of its output
@@ -475,7 +490,7 @@ def _build_tasks(
         "doc": "say which images are out of date and why (nothing is built)",
         "actions": [_action(report_status)],
         "verbosity": 2,
-        "params": _params(options.plan),
+        "params": task_params(options.plan),
     }
 
     def collect_garbage() -> None:
@@ -487,7 +502,7 @@ def _build_tasks(
         "doc": "remove from the content store what no image of this build refers to",
         "actions": [_action(collect_garbage)],
         "verbosity": 2,
-        "params": _params(options.plan),
+        "params": task_params(options.plan),
     }
     index_tasks: list[str] = []
     if options.hubs and not options.platform_tags:
@@ -510,7 +525,7 @@ def _build_tasks(
         " with --platform-tags (reads manifests and configs, never a layer)",
         "actions": None,
         "task_dep": index_tasks,
-        "params": _params(options.plan),
+        "params": task_params(options.plan),
     }
     save_tasks: list[str] = []
     if options.save:
@@ -535,7 +550,7 @@ def _build_tasks(
         + (" and push them" if options.push else ""),
         "actions": None,
         "task_dep": [name("layout"), *sorted(set(push_tasks.values())), *save_tasks],
-        "params": _params(options.plan),
+        "params": task_params(options.plan),
     }
 
 
@@ -593,6 +608,7 @@ def image_tasks(
     group: str = "build_images",
     prefix: str = "",
     environ: Mapping[str, str] | None = None,
+    option_tasks: Sequence[str] = (),
 ) -> Callable[[], Iterator[TaskDict]]:
     """A doit task creator for a dodo.py: ``task_build_images = image_tasks("plans/x.yaml")``.
 
@@ -606,8 +622,9 @@ def image_tasks(
         env = os.environ if environ is None else environ
         try:
             # the tasks that take options
-            ours = (group, f"{prefix}gc", f"{prefix}status", f"{prefix}push_index")
+            ours = (group, f"{prefix}gc", f"{prefix}status", f"{prefix}push_index", *option_tasks)
             options = read_options(sys.argv[1:], env, ours, default_plan=plan or DEFAULT_PLAN)
+            options = replace(options, scope=prefix.rstrip(".:"))
             build = load_build(options, Path.cwd(), env)
         except UserError as exc:
             raise InvalidTask(str(exc)) from None
