@@ -24,7 +24,7 @@ import httpx
 from doit_oci.registry import oci
 from doit_oci.registry.auth import AuthError, RegistryAuth
 from doit_oci.registry.credentials import CredentialError, Credentials, load_credentials
-from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.errors import RegistryError, unreachable
 from doit_oci.registry.reference import is_loopback
 from doit_oci.registry.transport import Exhausted, RetryPolicy, send_with_retries
 
@@ -205,21 +205,25 @@ class RegistryClient:
                 operation,
                 f"cannot reach {self.base_url} ({type(last).__name__}: {last}) after"
                 f" {exc.tries} tries",
+                fix=unreachable(self.registry),
             ) from None
         except AuthError as exc:
-            raise RegistryError(self.registry, repository, operation, str(exc), 401) from None
+            raise RegistryError(
+                self.registry, repository, operation, f"HTTP 401 {exc}", 401
+            ) from None
         except httpx.HTTPError as exc:
             raise RegistryError(
-                self.registry, repository, operation, f"{type(exc).__name__}: {exc}"
+                self.registry,
+                repository,
+                operation,
+                f"{type(exc).__name__}: {exc}",
+                fix=unreachable(self.registry),
             ) from None
         if response.status_code in ok or response.status_code in allow:
             return response
-        detail = error_detail(response)
-        if response.status_code == 401:
-            detail += " (check the credentials for this registry in ~/.docker/config.json)"
-        elif response.status_code == 403:
-            detail += " (the credentials may not push to this repository)"
-        raise RegistryError(self.registry, repository, operation, detail, response.status_code)
+        raise RegistryError(
+            self.registry, repository, operation, error_detail(response), response.status_code
+        )
 
     @staticmethod
     def _scope(repository: str, actions: str) -> str:

@@ -7,11 +7,41 @@ class RegistryError(Exception):
     """One line: which registry and repository, what we were doing, what it answered."""
 
     def __init__(
-        self, registry: str, repository: str, operation: str, detail: str, status: int = 0
+        self,
+        registry: str,
+        repository: str,
+        operation: str,
+        detail: str,
+        status: int = 0,
+        fix: str = "",
     ) -> None:
         where = f"{registry}/{repository}" if repository else registry
-        super().__init__(f"{where}: {operation} failed: {detail}")
+        fix = fix or what_to_do(registry, repository, status)
+        super().__init__(f"{where}: {operation} failed: {detail}; {fix}")
         self.registry = registry
         self.repository = repository
         self.operation = operation
         self.status = status
+
+
+def unreachable(registry: str) -> str:
+    """What to do when a registry does not answer at all."""
+    return (
+        f"check that {registry} runs and is reachable from here (REGISTRY_DEADLINE sets"
+        " how long to retry)"
+    )
+
+
+def what_to_do(registry: str, repository: str, status: int) -> str:
+    """What a user can do about a registry's answer (0: an answer we could not use)."""
+    if status == 401:
+        return f"log in (docker login {registry}) or fix its entry in ~/.docker/config.json"
+    if status == 403:
+        return f"use credentials that may push to {repository or registry}"
+    if status == 404:
+        return "check the repository, tag or digest"
+    if status >= 500:
+        return "the registry failed: try again later, or ask who runs it"
+    if status == 0:
+        return "check the registry's answer above; the push can be run again"
+    return "see the registry's message"

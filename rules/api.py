@@ -44,7 +44,7 @@ from doit_oci.rules.push import Destination
 
 TaskDict = dict[str, Any]
 GROUP = "oci_images"  # builds every image rule: DOIT_CONFIG = doit_config(default_task=GROUP)
-SHARED = ("make", "base:", "layout", "status", "gc", GROUP)
+SHARED = ("make", "base:", "layout", "status", "gc", "verify", GROUP)
 
 
 @dataclass

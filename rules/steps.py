@@ -456,6 +456,30 @@ class Steps:
                 leftover.unlink()
         return removed, size, kept
 
+    def verify(self) -> list[str]:
+        """Hash every blob of the store again: a blob whose bytes are not its name is
+        removed (the next build makes it again); a blob an image of this build needs and
+        the store lacks is named. The damage found, one line each."""
+        damage: list[str] = []
+        folder = self.layout.root / "blobs" / "sha256"
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                with open(path, "rb") as handle:
+                    actual = hashlib.file_digest(handle, "sha256").hexdigest()
+                if actual != path.name:
+                    path.unlink()
+                    damage.append(f"blob sha256:{path.name} held other bytes: removed")
+        for digest in sorted(self.reachable()):
+            if not self.layout.has_blob(digest) and not self._remote(digest):
+                damage.append(f"blob {digest} is missing from {self.layout.root}")
+        return damage
+
+    def _remote(self, digest: str) -> bool:
+        """Whether a blob the store lacks lives in a registry (a registry base's layer, or
+        a layer of the cache repository, when this run pushes)."""
+        origins, _ = self.mount_hints()
+        return digest in origins and self.build.options.push
+
     # -- status -------------------------------------------------------------------------------
 
     def unit_reasons(self, unit: Unit) -> list[str]:

@@ -15,6 +15,8 @@ This is, with dodo.py and the plugin entry point, the only module that imports d
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import signal
@@ -270,9 +272,56 @@ def _action(work: Callable[[], None]) -> Callable[[], TaskFailed | None]:
             work()
         except (UserError, RegistryError) as exc:
             return TaskFailed(_FAILED_MARK + str(exc))
+        except OSError as exc:  # the machine's, not ours: a full disk, a missing permission
+            return TaskFailed(_FAILED_MARK + os_error(exc))
         return None
 
     return run
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an error of the file system, with what to do about the usual ones."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    fixes = {
+        errno.ENOSPC: "free some space there, or put the state elsewhere with --cache-dir",
+        errno.EDQUOT: "free some space there, or put the state elsewhere with --cache-dir",
+        errno.EACCES: "check the permissions of the workspace and of out/",
+        errno.EROFS: "the workspace must be writable",
+    }
+    fix = fixes.get(exc.errno or 0, "check the file system and run the build again")
+    return f"{where}{what}; {fix}"
+
+
+COMMANDS_THAT_CHANGE_NOTHING = ("list", "info", "help", "dumpdb", "strace", "tabcompletion")
+_held: dict[str, Any] = {}
+
+
+def lock_workspace(build: Build, argv: Sequence[str]) -> None:
+    """One run at a time in a workspace: a second one waits for the first, saying so (its
+    out/ and doit's database are not made for two writers). `doit list` and other commands
+    that only read take no lock."""
+    words = [w for w in argv if not w.startswith("-")]
+    if words and words[0] in COMMANDS_THAT_CHANGE_NOTHING:
+        return
+    if "lock" in _held:
+        return
+    # beside doit's database (.doit.db.lock), not in out/, which a no-op run leaves alone
+    database = build.state / "doit.db" if build.options.cache_dir else build.workspace / ".doit.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{database}.lock", "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "another doit"
+        sys.stderr.write(f"waiting: another run ({other}) is building in {build.workspace}\n")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    _held["lock"] = handle
 
 
 def task_params(plan: str) -> list[dict[str, Any]]:
@@ -463,6 +512,9 @@ def _build_tasks(
                 for tag in d.tags
             ]
             bases_pushed = {push_tasks[u.base_key] for u in units if u.base_key in push_tasks}
+            # one image after the other (the blobs of each go several at once), so that a
+            # registry that refuses or cannot be reached stops the run at the first image
+            previous = [push_tasks[k] for k in push_tasks][-1:]
             task_name = name(f"push:{output.label}")
             push_tasks.update((key, task_name) for key in output.keys)
             yield {
@@ -470,7 +522,7 @@ def _build_tasks(
                 "doc": f"push {output.label} to {', '.join(targets)}",
                 "actions": [_action(partial(steps.push, output))],
                 "file_dep": [str(u.image_record) for u in units],
-                "task_dep": [*checks, *sorted(bases_pushed)],
+                "task_dep": [*checks, *sorted(bases_pushed | set(previous))],
                 "targets": [str(steps.push_record(output))],
                 "uptodate": [config_changed({"to": targets, "version": SPEC_VERSION})],
                 "verbosity": 2,
@@ -489,6 +541,26 @@ def _build_tasks(
         "basename": name("status"),
         "doc": "say which images are out of date and why (nothing is built)",
         "actions": [_action(report_status)],
+        "verbosity": 2,
+        "params": task_params(options.plan),
+    }
+
+    def verify() -> None:
+        damage = steps.verify()
+        for line in damage:
+            print(f"verify: {line}")
+        if damage:
+            raise UserError(
+                f"{len(damage)} damaged or missing blobs in {steps.layout.root}",
+                "verify",
+                "run the build again: it makes them again",
+            )
+        print(f"verify: every blob of {steps.layout.root} matches its digest")
+
+    yield {
+        "basename": name("verify"),
+        "doc": "hash the content store again and report (and remove) damaged blobs",
+        "actions": [_action(verify)],
         "verbosity": 2,
         "params": task_params(options.plan),
     }
@@ -622,12 +694,17 @@ def image_tasks(
         env = os.environ if environ is None else environ
         try:
             # the tasks that take options
-            ours = (group, f"{prefix}gc", f"{prefix}status", f"{prefix}push_index", *option_tasks)
+            ours = (
+                group,
+                *(f"{prefix}{t}" for t in ("gc", "status", "verify", "push_index")),
+                *option_tasks,
+            )
             options = read_options(sys.argv[1:], env, ours, default_plan=plan or DEFAULT_PLAN)
             options = replace(options, scope=prefix.rstrip(".:"))
             build = load_build(options, Path.cwd(), env)
         except UserError as exc:
             raise InvalidTask(str(exc)) from None
+        lock_workspace(build, sys.argv[1:])
         tasks = list(build_tasks(build, group, prefix, env))
         _created["seconds"] = time.monotonic() - started
         yield from tasks
