@@ -26,7 +26,12 @@ from doit_oci.registry.auth import AuthError, RegistryAuth
 from doit_oci.registry.credentials import CredentialError, Credentials, load_credentials
 from doit_oci.registry.errors import RegistryError, unreachable
 from doit_oci.registry.reference import is_loopback
-from doit_oci.registry.transport import Exhausted, RetryPolicy, send_with_retries
+from doit_oci.registry.transport import (
+    Exhausted,
+    RetryPolicy,
+    refused_certificate,
+    send_with_retries,
+)
 
 CHUNK = 1 << 20
 MANIFEST_TYPES = (oci.MANIFEST, oci.INDEX, oci.DOCKER_MANIFEST, oci.DOCKER_MANIFEST_LIST)
@@ -212,6 +217,15 @@ class RegistryClient:
                 self.registry, repository, operation, f"HTTP 401 {exc}", 401
             ) from None
         except httpx.HTTPError as exc:
+            if refused_certificate(exc):
+                raise RegistryError(
+                    self.registry,
+                    repository,
+                    operation,
+                    f"the TLS certificate of {self.base_url} does not verify ({exc})",
+                    fix="give the CA that signed it in SSL_CERT_FILE, or name the registry"
+                    " with --insecure-registry to speak plain HTTP to it",
+                ) from None
             raise RegistryError(
                 self.registry,
                 repository,

@@ -59,6 +59,11 @@ class Exhausted(Exception):
         self.tries = tries
 
 
+def refused_certificate(exc: Exception) -> bool:
+    """The TLS handshake failed because the registry's certificate does not verify."""
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 def retryable(response: httpx.Response) -> bool:
     return response.status_code in RETRY_STATUSES
 
@@ -82,6 +87,8 @@ def send_with_retries(
         try:
             response = send()
         except httpx.TransportError as exc:
+            if refused_certificate(exc):
+                raise  # trying again cannot make a certificate verify
             last: httpx.Response | httpx.TransportError = exc
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:

@@ -93,23 +93,23 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) ->
     total = 0
     view = memoryview(buffer)
     try:
-        with open(path, "rb", buffering=0) as handle:
-            while True:
-                count = handle.readinto(buffer)
-                if not count:
-                    break
-                total += count
-                if total > entry.size:
-                    break
-                chunk = view[:count]
-                content.update(chunk)
-                sink.write(chunk)
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
     except OSError as exc:
-        raise UserError(
-            f"cannot read {entry.source}: {exc.strerror}",
-            f"/{entry.path}",
-            "check the file and run the build again",
-        ) from None
+        raise _unreadable(entry, exc) from None
+    with handle:
+        while True:
+            try:
+                count = handle.readinto(buffer)
+            except OSError as exc:
+                raise _unreadable(entry, exc) from None
+            if not count:
+                break
+            total += count
+            if total > entry.size:
+                break
+            chunk = view[:count]
+            content.update(chunk)
+            sink.write(chunk)  # an error writing (a full disk) is the output's, not the file's
     if total != entry.size or "sha256:" + content.hexdigest() != entry.digest:
         raise UserError(
             f"{entry.source} changed while the image was being built",
@@ -119,6 +119,14 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) ->
     padding = -total % BLOCK
     if padding:
         sink.write(bytes(padding))
+
+
+def _unreadable(entry: Entry, exc: OSError) -> UserError:
+    return UserError(
+        f"cannot read {entry.source}: {exc.strerror}",
+        f"/{entry.path}",
+        "check the file and run the build again",
+    )
 
 
 def write_layer(

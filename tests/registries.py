@@ -287,6 +287,7 @@ class TokenServer:
         self.actions = actions
         self.requests: list[TokenRequest] = []
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> user
+        self.issued: list[str] = []  # every access token handed out, in order
         self._lock = threading.Lock()
 
         self._key = ec.generate_private_key(ec.SECP256R1())
@@ -369,7 +370,10 @@ class TokenServer:
             "access": access,
         }
         granted = [f"{a['type']}:{a['name']}:{','.join(a['actions'])}" for a in access]
-        return self.sign(claims), granted
+        token = self.sign(claims)
+        with self._lock:
+            self.issued.append(token)
+        return token, granted
 
     def record(self, request: TokenRequest) -> None:
         with self._lock:
@@ -547,3 +551,50 @@ def token_registry(
             )
     finally:
         server.close()
+
+
+def tls_registry(root: Path, hostname: str) -> contextlib.AbstractContextManager[RunningRegistry]:
+    """An open registry that speaks TLS with a self-signed certificate for ``hostname`` (a
+    name of this machine that resolves to loopback), listening on 127.0.0.1. Its CA (the
+    certificate itself) is root/ca.pem."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    root.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (root / "ca.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (root / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    tls = f"  tls:\n    certificate: {root / 'ca.pem'}\n    key: {root / 'key.pem'}\n"
+
+    @contextlib.contextmanager
+    def serve() -> Iterator[RunningRegistry]:
+        with _serve(root, tls, None, None) as running:
+            port = running.host.rsplit(":", 1)[1]
+            yield RunningRegistry(f"{hostname}:{port}", running.root, running.log, None, None)
+
+    return serve()
