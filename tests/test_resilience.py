@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, copy_example, doit, index_of
 from faults import Fault, fault_proxy
-from registries import open_registry, tls_registry, token_registry
+from registries import TokenRegistry, basic_registry, open_registry, tls_registry, token_registry
 
 
 def big_workspace(root: Path, megabytes: int) -> Path:
@@ -346,8 +346,10 @@ def test_layers_never_leave_the_root_nor_the_context(tmp_path: Path) -> None:
     assert "etc/shadow" not in members
 
 
-def test_secrets_are_never_printed_nor_written(example: Path, tmp_path: Path) -> None:
-    with token_registry(tmp_path / "token") as registry:
+@pytest.mark.parametrize("scheme", ["basic", "bearer"])
+def test_secrets_are_never_printed_nor_written(example: Path, tmp_path: Path, scheme: str) -> None:
+    serve = basic_registry if scheme == "basic" else token_registry
+    with serve(tmp_path / scheme) as registry:
         config = tmp_path / "docker" / "config.json"
         config.parent.mkdir()
         secret = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
@@ -363,12 +365,19 @@ def test_secrets_are_never_printed_nor_written(example: Path, tmp_path: Path) ->
         )
         assert run.code == 0, run.text
         assert "readable by other users" in run.err
-        tokens = list(registry.tokens.issued)
-        assert tokens
+        tokens = list(registry.tokens.issued) if isinstance(registry, TokenRegistry) else []
+        assert bool(tokens) == (scheme == "bearer")
+        pushed = [
+            e
+            for e in registry.access_log()
+            if e.method == "PUT" and "/manifests/" in e.path and e.status == 201
+        ]
+        assert pushed  # the credentials were really used
     assert registry.password
     secrets = [registry.password.encode(), secret.encode(), *(t.encode() for t in tokens)]
     written = [p for p in (example / "out").rglob("*") if p.is_file()]
     written += [p for p in example.glob(".doit.db*") if p.is_file()]
+    assert written
     for path in written:
         data = path.read_bytes()
         for value in secrets:
