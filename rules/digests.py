@@ -9,6 +9,7 @@ only reads the cache writes nothing, where WAL would touch its side files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -64,10 +65,13 @@ class DigestCache:
         digest = file_digest(key)
         self.hashed += 1
         DigestCache.hashed_here[key] = DigestCache.hashed_here.get(key, 0) + 1
-        db.execute(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-            (key, st.st_size, st.st_mtime_ns, st.st_ino, digest),
-        )
+        # on a full disk or a locked database the digest is right, only not remembered:
+        # the next run hashes the file again
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                (key, st.st_size, st.st_mtime_ns, st.st_ino, digest),
+            )
         return digest
 
     def _forget_inherited(self) -> None:

@@ -229,8 +229,8 @@ def test_manifests_by_tag_and_digest() -> None:
         with pytest.raises(RegistryError) as caught:
             client.get_manifest("repo", "nope")
     assert str(caught.value) == (
-        "127.0.0.1:5000/repo: get manifest nope failed: HTTP 404 MANIFEST_UNKNOWN: manifest unknown;"
-        " check the repository, tag or digest"
+        "127.0.0.1:5000/repo: get manifest nope failed: HTTP 404 MANIFEST_UNKNOWN:"
+        " manifest unknown; check the repository, tag or digest"
     )
 
 
