@@ -174,9 +174,12 @@ class CopyStep:
     chmod: int | None = None
     workdirs: tuple[str, ...] = ()  # absolute directories WORKDIR asked for before it
     created_by: str = ""
+    # the USER in effect at each of those WORKDIRs ("" for root): BuildKit creates a
+    # WORKDIR's missing directories owned by it
+    workdir_users: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "where": self.where,
             "keyword": self.keyword,
             "sources": list(self.sources),
@@ -187,6 +190,9 @@ class CopyStep:
             "workdirs": list(self.workdirs),
             "created_by": self.created_by,
         }
+        if any(self.workdir_users):
+            data["workdir_users"] = list(self.workdir_users)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> CopyStep:
@@ -201,6 +207,7 @@ class CopyStep:
             chmod=int(chmod) if isinstance(chmod, int) else None,
             workdirs=tuple(str(w) for w in data.get("workdirs") or ()),  # type: ignore[attr-defined]
             created_by=str(data.get("created_by") or ""),
+            workdir_users=tuple(str(u) for u in data.get("workdir_users") or ()),  # type: ignore[attr-defined]
         )
 
 
@@ -594,6 +601,7 @@ class _State:
     history: list[HistoryStep] = field(default_factory=list)
     copies: list[CopyStep] = field(default_factory=list)
     pending_dirs: list[str] = field(default_factory=list)
+    pending_users: list[str] = field(default_factory=list)
     pending_where: str = ""
     warnings: list[str] = field(default_factory=list)
 
@@ -660,6 +668,7 @@ def evaluate(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | No
                     raise ins.fail("WORKDIR is empty", "write WORKDIR /path")
                 state.workdir = _absolute(state.workdir, path)
                 state.pending_dirs.append(state.workdir)
+                state.pending_users.append(state.user)
                 state.pending_where = ins.where
             elif keyword in ("ENTRYPOINT", "CMD"):
                 command = _command(ins, state.shell)
@@ -715,6 +724,7 @@ def evaluate(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | No
                 dest_is_dir=True,
                 workdirs=tuple(state.pending_dirs),
                 created_by="WORKDIR " + state.pending_dirs[-1],
+                workdir_users=_users(state.pending_users),
             )
         )
         for index in range(len(state.history) - 1, -1, -1):
@@ -736,6 +746,11 @@ def evaluate(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | No
     return ImageSpec(
         final, state.author, tuple(state.history), tuple(state.copies), tuple(state.warnings)
     )
+
+
+def _users(users: Sequence[str]) -> tuple[str, ...]:
+    """The USERs of pending WORKDIRs, or none when all are root (the common case)."""
+    return tuple(users) if any(users) else ()
 
 
 def _pairs(ins: Instruction, escape: str) -> list[tuple[str, str]]:
@@ -816,6 +831,8 @@ def _copy_step(ins: Instruction, scope: Mapping[str, str], escape: str, state: _
         chmod=chmod,
         workdirs=tuple(state.pending_dirs),
         created_by=ins.text,
+        workdir_users=_users(state.pending_users),
     )
     state.pending_dirs.clear()
+    state.pending_users.clear()
     return step

@@ -512,9 +512,9 @@ def _build_tasks(
                 for tag in d.tags
             ]
             bases_pushed = {push_tasks[u.base_key] for u in units if u.base_key in push_tasks}
-            # one image after the other (the blobs of each go several at once), so that a
-            # registry that refuses or cannot be reached stops the run at the first image
-            previous = [push_tasks[k] for k in push_tasks][-1:]
+            # the first image alone, so that a registry that refuses or cannot be reached
+            # stops the run there with one message; then the others, several at once
+            previous = [next(iter(push_tasks.values()))] if push_tasks else []
             task_name = name(f"push:{output.label}")
             push_tasks.update((key, task_name) for key in output.keys)
             yield {

@@ -498,15 +498,20 @@ class Owner:
     gid: int
 
 
-def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: str) -> Owner:
+def parse_chown(
+    text: str, tree: Tree, read: Callable[[Entry], bytes], where: str, flag: str = "--chown"
+) -> Owner:
     """``--chown=user[:group]`` by id or by name from the image's /etc/passwd and /etc/group.
 
     As in BuildKit, a user given alone by name gets its primary group from /etc/passwd,
-    and one given alone by id gets the same id as its group.
+    and one given alone by id gets the same id as its group. BuildKit resolves the USER
+    a WORKDIR creates its directories for the same way; ``flag`` names what is resolved
+    in messages.
     """
     user, has_group, group = text.partition(":")
     if not user or (has_group and not group):
-        raise UserError(f"invalid --chown {text!r}", where, "write --chown=user[:group]")
+        usage = "--chown=user[:group]" if flag == "--chown" else "USER user[:group]"
+        raise UserError(f"invalid {flag} {text!r}", where, f"write {usage}")
 
     def lookup(name: str, file: str) -> tuple[int, int]:
         """The id of ``name`` in ``file``, and the primary group id its line gives."""
@@ -517,14 +522,14 @@ def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: st
             entry = tree.get(entry.link)
         if (entry is None or entry.kind != FILE) and not tree.complete:
             raise UserError(
-                f"--chown names {name!r}, which would be looked up in /{file} of a registry"
+                f"{flag} names {name!r}, which would be looked up in /{file} of a registry"
                 " base image, whose layers doit-oci does not read",
                 where,
                 "use numeric ids (--chown=1337:1337)",
             )
         if entry is None or entry.kind != FILE:
             raise UserError(
-                f"--chown names {name!r} but the image has no /{file} to look it up in",
+                f"{flag} names {name!r} but the image has no /{file} to look it up in",
                 where,
                 "use numeric ids, or COPY an /etc/passwd and /etc/group first",
             )
@@ -535,7 +540,7 @@ def parse_chown(text: str, tree: Tree, read: Callable[[Entry], bytes], where: st
                 primary = fields[3] if len(fields) >= 4 else ""
                 return number, int(primary) if _NUMBER.fullmatch(primary) else number
         raise UserError(
-            f"--chown: no {'user' if file.endswith('passwd') else 'group'} {name!r} in /{file}",
+            f"{flag}: no {'user' if file.endswith('passwd') else 'group'} {name!r} in /{file}",
             where,
             "add it to that file in the base image, or use a numeric id",
         )
@@ -602,10 +607,21 @@ def plan_copy(
                     "choose another destination",
                 )
 
-    for workdir in step.workdirs:
-        make_dirs(lower.realpath(image_path(workdir)))
+    users = step.workdir_users or ("",) * len(step.workdirs)
+    for workdir, user in zip(step.workdirs, users, strict=True):
+        target = lower.realpath(image_path(workdir))
+        made = [p for p in [*parents(target), target] if target and existing(p) is None]
+        # BuildKit creates a WORKDIR's missing directories owned by the USER of that point
+        workdir_owner = (
+            parse_chown(
+                user, lower, _read_entry(workspace), step.where, f"USER (for WORKDIR {workdir})"
+            )
+            if user and made and lower.complete
+            else Owner(0, 0)
+        )
+        make_dirs(target, workdir_owner.uid, workdir_owner.gid)
     if context is None:
-        return _sorted(out)
+        return _with_parents(out, lower)
 
     sources: list[str] = []
     for source in step.sources:
@@ -713,7 +729,7 @@ def plan_copy(
         else:
             emit(vpath, node, dest, index)
     _link_hard_links(out, inodes)
-    return _sorted(out)
+    return _with_parents(out, lower)
 
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
@@ -746,6 +762,19 @@ def _link_hard_links(out: dict[str, Entry], inodes: dict[str, tuple[int, int, in
             out[path] = Entry(path, HARDLINK, entry.mode, entry.uid, entry.gid, link=first[key])
         else:
             first[key] = path
+
+
+def _with_parents(out: dict[str, Entry], lower: Tree) -> list[Entry]:
+    """The layer's entries, sorted, with every directory of the image below that holds
+    one of them, as it is there: Docker's and buildah's layers declare the parents of
+    what changed with their current metadata (for a registry base they are unknown)."""
+    for path in list(out):
+        for parent in parents(path):
+            if parent not in out:
+                found = lower.get(parent)
+                if found is not None and found.kind == DIR:
+                    out[parent] = found
+    return _sorted(out)
 
 
 def _sorted(entries: dict[str, Entry]) -> list[Entry]:

@@ -1090,6 +1090,24 @@ def copy(
             [copy(4, "COPY x y", ("x",), "/w/y", False, workdirs=("/w",))],
             id="workdir-of-earlier-stage",
         ),
+        pytest.param(
+            ("FROM base", "WORKDIR /a", "USER app:staff", "WORKDIR b", "USER 0", "WORKDIR /c"),
+            {},
+            ImageConfig("amd64", "linux", config=ContainerConfig(user="www")),
+            [
+                CopyStep(
+                    f"{PATH}:6",
+                    "WORKDIR",
+                    (),
+                    "/c",
+                    True,
+                    workdirs=("/a", "/a/b", "/c"),
+                    created_by="WORKDIR /c",
+                    workdir_users=("www", "app:staff", "0"),
+                )
+            ],
+            id="workdirs-remember-their-user",
+        ),
     ],
 )
 def test_copies(
@@ -1664,6 +1682,9 @@ def test_copy_step_json_round_trip() -> None:
         "workdirs": ["/w"],
         "created_by": "COPY --chmod=600 a b /c/",
     }
+    owned = copy(4, "COPY a .", ("a",), "/w", True, workdirs=("/v", "/w"), workdir_users=("", "7"))
+    assert owned.to_json()["workdir_users"] == ["", "7"]
+    assert CopyStep.from_json(owned.to_json()) == owned
 
 
 def test_windows_base_gets_no_default_path() -> None:

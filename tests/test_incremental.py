@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -63,9 +64,13 @@ def test_an_env_change_rebuilds_config_and_manifest_only(example: Path) -> None:
 
 
 def test_a_label_user_or_entrypoint_change_reuses_every_layer(example: Path) -> None:
-    build(example)
     dockerfile = example / "example" / "whoami" / "Dockerfile"
-    text = dockerfile.read_text()
+    # a USER before a WORKDIR owns the directories that WORKDIR makes (as in BuildKit):
+    # the USER goes after it here, and the next test changes one before it
+    text = dockerfile.read_text().replace("USER 1337:1337\n", "")
+    text = text.replace("WORKDIR ${APP_DIR}\n", "WORKDIR ${APP_DIR}\nUSER 1337:1337\n")
+    dockerfile.write_text(text)
+    build(example)
     for old, new in (
         ('version="1.0"', 'version="2.0"'),
         ("USER 1337:1337", "USER 0"),
@@ -74,6 +79,27 @@ def test_a_label_user_or_entrypoint_change_reuses_every_layer(example: Path) -> 
         text = text.replace(old, new)
         dockerfile.write_text(text)
         assert build(example) == ["parse:whoami", "image:whoami", "layout"], old
+
+
+def test_a_user_change_before_a_workdir_rebuilds_that_workdirs_layer(example: Path) -> None:
+    build(example)
+    record = example / "out/build/linux_amd64/whoami/layer-1.inputs.json"
+    assert owners(record)["var/lib/whoami"] == (1337, 1337)
+    dockerfile = example / "example" / "whoami" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("USER 1337:1337", "USER 0"))
+    assert build(example) == [
+        "parse:whoami",
+        "translate:whoami",
+        "layer:whoami.1",
+        "image:whoami",
+        "layout",
+    ]
+    assert owners(record) == {"var": (0, 0), "var/lib": (0, 0), "var/lib/whoami": (0, 0)}
+
+
+def owners(record: Path) -> dict[str, tuple[int, int]]:
+    entries = json.loads(record.read_text())["entries"]
+    return {e["path"]: (e.get("uid", 0), e.get("gid", 0)) for e in entries}
 
 
 def test_a_rebuilt_binary_rebuilds_its_layer(example: Path) -> None:

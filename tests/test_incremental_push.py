@@ -77,9 +77,12 @@ def test_one_changed_file_uploads_one_layer_and_the_image(
 def test_an_env_label_user_or_entrypoint_change_uploads_the_config_only(
     example: Path, registry: RunningRegistry
 ) -> None:
-    push(example, registry)
     dockerfile = example / "example/whoami/Dockerfile"
-    text = dockerfile.read_text()
+    # the USER after the WORKDIR: one before it owns the directories WORKDIR makes
+    text = dockerfile.read_text().replace("USER 1337:1337\n", "")
+    text = text.replace("WORKDIR ${APP_DIR}\n", "WORKDIR ${APP_DIR}\nUSER 1337:1337\n")
+    dockerfile.write_text(text)
+    push(example, registry)
     for old, new in (
         ("APP_DIR=/var/lib/whoami", "APP_DIR=/var/lib/whoami MODE=fast"),
         ('version="1.0"', 'version="2.0"'),

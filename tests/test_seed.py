@@ -577,8 +577,15 @@ def test_the_seeds_parser_bugs_are_not_copied(example: Path, tmp_path: Path) -> 
         ("etc/seed/two.txt", 0o600),
     ]
     # two COPYs to one destination: both count, the second wins
-    assert [e["source"] for e in layers[1]] == ["one.txt"]
-    assert [e["source"] for e in layers[2]] == ["two.txt"]
+    # (each layer also declares the directories above what it holds, as they are)
+    assert [(e["path"], e.get("source")) for e in layers[1]] == [
+        ("etc", None),
+        ("etc/same", "one.txt"),
+    ]
+    assert [(e["path"], e.get("source")) for e in layers[2]] == [
+        ("etc", None),
+        ("etc/same", "two.txt"),
+    ]
     bundle = tmp_path / "bundle"
     command = ["umoci", "unpack", "--image", f"{example}/out/oci:seedbugs:latest", str(bundle)]
     if os.geteuid() != 0:

@@ -30,6 +30,7 @@ def step(
     chmod: int | None = None,
     workdirs: Iterable[str] = (),
     keyword: str = "COPY",
+    workdir_users: Iterable[str] = (),
 ) -> CopyStep:
     """A CopyStep as rules.dockerfile makes it: absolute clean dest, trailing "/" noted."""
     dest_is_dir = dest.endswith("/") or dest.endswith("/.")
@@ -37,7 +38,15 @@ def step(
     if clean.startswith("//"):
         clean = clean[1:]
     return CopyStep(
-        WHERE, keyword, tuple(sources), clean, dest_is_dir, chown, chmod, tuple(workdirs)
+        WHERE,
+        keyword,
+        tuple(sources),
+        clean,
+        dest_is_dir,
+        chown,
+        chmod,
+        tuple(workdirs),
+        workdir_users=tuple(workdir_users),
     )
 
 
@@ -127,7 +136,8 @@ def test_directory_into_an_existing_directory_keeps_that_directory(ctx: Path, ws
     mkdir(ctx, "app", 0o700)
     write(ctx, "app/a.txt")
     entries = run(step("app", dest="/opt/"), ctx, ws, lower_dirs("opt", mode=0o775))
-    assert summary(entries) == {"opt/a.txt": (FILE, 0o644, 0, 0)}
+    # the existing directory is declared again as it is, as the parent of what changed
+    assert summary(entries) == {"opt": (DIR, 0o775, 0, 0), "opt/a.txt": (FILE, 0o644, 0, 0)}
 
 
 def test_directory_onto_the_root(ctx: Path, ws: Path) -> None:
@@ -169,20 +179,20 @@ def test_file_to_a_trailing_slash_destination(ctx: Path, ws: Path) -> None:
 def test_file_onto_an_existing_directory_lands_inside(ctx: Path, ws: Path) -> None:
     write(ctx, "a.txt")
     entries = run(step("a.txt", dest="/etc"), ctx, ws, lower_dirs("etc"))
-    assert summary(entries) == {"etc/a.txt": (FILE, 0o644, 0, 0)}
+    assert summary(entries) == {"etc": ROOT_DIR, "etc/a.txt": (FILE, 0o644, 0, 0)}
 
 
 def test_file_onto_a_new_path_takes_that_name(ctx: Path, ws: Path) -> None:
     write(ctx, "a.txt")
     entries = run(step("a.txt", dest="/etc/renamed"), ctx, ws, lower_dirs("etc"))
-    assert summary(entries) == {"etc/renamed": (FILE, 0o644, 0, 0)}
+    assert summary(entries) == {"etc": ROOT_DIR, "etc/renamed": (FILE, 0o644, 0, 0)}
 
 
 def test_file_onto_an_existing_file_replaces_it(ctx: Path, ws: Path) -> None:
     write(ctx, "passwd", "root:x:0:0::/root:/bin/sh\n", 0o600)
     lower = [*lower_dirs("etc"), Entry("etc/passwd", FILE, 0o644, size=3, digest="sha256:0")]
     entries = run(step("passwd", dest="/etc/passwd"), ctx, ws, lower)
-    assert summary(entries) == {"etc/passwd": (FILE, 0o600, 0, 0)}
+    assert summary(entries) == {"etc": ROOT_DIR, "etc/passwd": (FILE, 0o600, 0, 0)}
 
 
 def test_file_onto_a_path_created_earlier_in_the_same_copy(ctx: Path, ws: Path) -> None:
@@ -485,7 +495,7 @@ def test_chown_by_names_from_the_lower_tree(
 ) -> None:
     write(ctx, "f")
     entries = run(step("f", dest="/etc/f", chown=chown), ctx, ws, users)
-    assert summary(entries) == {"etc/f": (FILE, 0o644, *ids)}
+    assert summary(entries) == {"etc": ROOT_DIR, "etc/f": (FILE, 0o644, *ids)}
 
 
 def test_chown_names_through_a_symlinked_etc(ctx: Path, ws: Path, users: list[Entry]) -> None:
@@ -722,21 +732,35 @@ def test_missing_parents_are_created_0755_owned_by_chown(ctx: Path, ws: Path) ->
     write(ctx, "f", mode=0o600)
     entries = run(step("f", dest="/a/b/c/f", chown="5:6"), ctx, ws, lower_dirs("a"))
     assert summary(entries) == {
+        "a": ROOT_DIR,  # existing: declared again as it is
         "a/b": (DIR, 0o755, 5, 6),
         "a/b/c": (DIR, 0o755, 5, 6),
         "a/b/c/f": (FILE, 0o600, 5, 6),
     }
 
 
-def test_existing_parents_are_not_emitted_again(ctx: Path, ws: Path) -> None:
+def test_existing_parents_are_declared_again_as_they_are(ctx: Path, ws: Path) -> None:
+    # as in Docker's and buildah's layers: every directory above what changed is in the
+    # layer, with the metadata the image below gives it
     write(ctx, "x")
-    lower = [Entry("tmp", DIR, 0o1777), Entry("usr", DIR, 0o700, 3, 3)]
-    assert summary(run(step("x", dest="/tmp/x"), ctx, ws, lower)) == {"tmp/x": (FILE, 0o644, 0, 0)}
-    assert paths(run(step("x", dest="/usr/local/bin/"), ctx, ws, lower)) == [
-        "usr/local",
-        "usr/local/bin",
-        "usr/local/bin/x",
-    ]
+    lower = [Entry("tmp", DIR, 0o1777), Entry("usr", DIR, 0o700, 3, 3), Entry("opt", DIR, 0o755)]
+    assert summary(run(step("x", dest="/tmp/x"), ctx, ws, lower)) == {
+        "tmp": (DIR, 0o1777, 0, 0),
+        "tmp/x": (FILE, 0o644, 0, 0),
+    }
+    assert summary(run(step("x", dest="/usr/local/bin/", chown="1:2"), ctx, ws, lower)) == {
+        "usr": (DIR, 0o700, 3, 3),
+        "usr/local": (DIR, 0o755, 1, 2),
+        "usr/local/bin": (DIR, 0o755, 1, 2),
+        "usr/local/bin/x": (FILE, 0o644, 1, 2),
+    }
+
+
+def test_parents_of_a_registry_base_are_unknown(ctx: Path, ws: Path) -> None:
+    write(ctx, "x")
+    tree = Tree([Entry("usr", DIR, 0o700)], complete=False)
+    entries = plan_copy(step("x", dest="/usr/local/bin/x"), ContextDir(ctx, ws), tree, ws, digest)
+    assert summary(entries) == {"usr": (DIR, 0o700, 0, 0), "usr/local/bin/x": (FILE, 0o644, 0, 0)}
 
 
 def test_a_file_in_the_way_of_a_parent_is_an_error(ctx: Path, ws: Path) -> None:
@@ -769,8 +793,8 @@ def test_copied_directories_overwrite_existing_directories_metadata(ctx: Path, w
         "etc/conf": (FILE, 0o644, 9, 9),
         "tmp": (DIR, 0o755, 9, 9),
     }
-    into_existing = run(step("rootfs", dest="/opt"), ctx, ws, lower)
-    assert "opt" not in paths(into_existing)
+    into_existing = summary(run(step("rootfs", dest="/opt"), ctx, ws, lower))
+    assert into_existing["opt"] == (DIR, 0o711, 0, 0)  # kept as it is
 
 
 def test_a_directory_over_a_symlink_in_the_image_is_an_error(ctx: Path, ws: Path) -> None:
@@ -808,11 +832,11 @@ USRMERGE = [
 @pytest.mark.parametrize(
     ("dest", "expected"),
     [
-        ("/bin/x", ["usr/bin/x"]),
-        ("/bin/", ["usr/bin/x"]),
-        ("/bin", ["usr/bin/x"]),
-        ("/sbin/", ["usr/bin/x"]),
-        ("/lib/sub/", ["usr/lib/sub", "usr/lib/sub/x"]),
+        ("/bin/x", ["usr", "usr/bin", "usr/bin/x"]),
+        ("/bin/", ["usr", "usr/bin", "usr/bin/x"]),
+        ("/bin", ["usr", "usr/bin", "usr/bin/x"]),
+        ("/sbin/", ["usr", "usr/bin", "usr/bin/x"]),
+        ("/lib/sub/", ["usr", "usr/lib", "usr/lib/sub", "usr/lib/sub/x"]),
         ("/run/x", ["var", "var/run", "var/run/x"]),  # a dangling link names its target
     ],
 )
@@ -826,11 +850,9 @@ def test_destinations_through_symlinks_in_the_image(
 def test_a_directory_copied_onto_a_symlinked_directory(ctx: Path, ws: Path) -> None:
     write(ctx, "tools/a")
     write(ctx, "tools/b")
-    assert paths(run(step("tools", dest="/bin"), ctx, ws, USRMERGE)) == ["usr/bin/a", "usr/bin/b"]
-    assert paths(run(step("tools/", dest="/sbin/"), ctx, ws, USRMERGE)) == [
-        "usr/bin/a",
-        "usr/bin/b",
-    ]
+    expected = ["usr", "usr/bin", "usr/bin/a", "usr/bin/b"]
+    assert paths(run(step("tools", dest="/bin"), ctx, ws, USRMERGE)) == expected
+    assert paths(run(step("tools/", dest="/sbin/"), ctx, ws, USRMERGE)) == expected
 
 
 def test_workdirs_are_created_when_missing(ctx: Path, ws: Path) -> None:
@@ -842,6 +864,8 @@ def test_workdirs_are_created_when_missing(ctx: Path, ws: Path) -> None:
         "app/f": (FILE, 0o644, 0, 0),
         "home": ROOT_DIR,
         "home/app": ROOT_DIR,
+        "usr": ROOT_DIR,
+        "usr/bin": ROOT_DIR,
         "usr/bin/sub": ROOT_DIR,
     }
 
@@ -849,8 +873,39 @@ def test_workdirs_are_created_when_missing(ctx: Path, ws: Path) -> None:
 def test_a_workdir_alone_needs_no_context(ws: Path) -> None:
     s = step(dest="/", keyword="WORKDIR", workdirs=("/var/lib/app", "/var"))
     entries = plan_copy(s, None, Tree(lower_dirs("var")), ws, digest)
-    assert summary(entries) == {"var/lib": ROOT_DIR, "var/lib/app": ROOT_DIR}
+    assert summary(entries) == {"var": ROOT_DIR, "var/lib": ROOT_DIR, "var/lib/app": ROOT_DIR}
     assert plan_copy(s, None, Tree(lower_dirs("var", "var/lib", "var/lib/app")), ws, digest) == []
+
+
+def test_workdirs_belong_to_the_user_of_their_time(ws: Path, users: list[Entry]) -> None:
+    # BuildKit: Mkdir(wd, 0755, WithParents, WithUser(USER)); existing directories stay
+    s = step(
+        dest="/",
+        keyword="WORKDIR",
+        workdirs=("/home/app/work", "/srv", "/data/x"),
+        workdir_users=("app", "", "7"),
+    )
+    entries = plan_copy(s, None, Tree([*users, *lower_dirs("home")]), ws, digest)
+    assert summary(entries) == {
+        "data": (DIR, 0o755, 7, 7),
+        "data/x": (DIR, 0o755, 7, 7),
+        "home": ROOT_DIR,
+        "home/app": (DIR, 0o755, 1000, 2000),
+        "home/app/work": (DIR, 0o755, 1000, 2000),
+        "srv": ROOT_DIR,
+    }
+
+
+def test_a_workdir_user_is_resolved_only_to_create_a_directory(
+    ws: Path, users: list[Entry]
+) -> None:
+    existing = step(dest="/", keyword="WORKDIR", workdirs=("/etc",), workdir_users=("nobody",))
+    assert summary(plan_copy(existing, None, Tree(users), ws, digest)) == {}
+    registry_base = Tree(complete=False)
+    s = step(dest="/", keyword="WORKDIR", workdirs=("/w",), workdir_users=("nobody",))
+    assert plan_copy(s, None, registry_base, ws, digest) == []
+    with pytest.raises(UserError, match=r"USER \(for WORKDIR /w\): no user 'nobody'"):
+        plan_copy(s, None, Tree(users), ws, digest)
 
 
 def test_a_workdir_through_a_file_is_an_error(ws: Path) -> None:
@@ -947,6 +1002,7 @@ def test_plan_listed_directory_copies_its_contents(ws: Path, plan: dict[str, Pat
     context = plan_context(ws, plan.values())
     entries = run_plan(step("certs", dest="/etc/certs/"), context, ws, lower_dirs("etc"))
     assert paths(entries) == [
+        "etc",
         "etc/certs",
         "etc/certs/a.pem",
         "etc/certs/run.sh",
