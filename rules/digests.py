@@ -52,6 +52,22 @@ class DigestCache:
             self._db, self._pid = db, os.getpid()
         return self._db
 
+    def known(self, path: Path | str, st: os.stat_result) -> str:
+        """The digest cached for the file at ``path`` as ``st`` describes it, or "" (never
+        hashes)."""
+        key = os.path.abspath(path)
+        try:
+            row = (
+                self._connect()
+                .execute("SELECT size, mtime_ns, ino, digest FROM files WHERE path = ?", (key,))
+                .fetchone()
+            )
+        except sqlite3.Error:
+            return ""
+        if row is not None and tuple(row[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return str(row[3])
+        return ""
+
     def digest(self, path: Path | str, st: os.stat_result | None = None) -> str:
         """The sha256 of the file at ``path``, hashing it only when its stat changed."""
         key = os.path.abspath(path)

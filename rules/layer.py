@@ -10,8 +10,9 @@ CPU can change that). Nothing is held whole in memory.
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,15 +88,26 @@ class _Sink:
         return "sha256:" + self.diff.hexdigest()
 
 
-def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) -> None:
+Known = Callable[[Path, os.stat_result], str]
+"""The content digest already known for a file as its stat describes it, or ""."""
+
+
+def _unknown(path: Path, st: os.stat_result) -> str:
+    return ""
+
+
+def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray, known: Known) -> None:
     path = workspace / entry.source
-    content = hashlib.sha256()
     total = 0
     view = memoryview(buffer)
     try:
         handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+        before = os.fstat(handle.fileno())
     except OSError as exc:
         raise _unreadable(entry, exc) from None
+    # the file as the digest cache knew it when the layer's inputs were made: its stat is
+    # compared again at the end instead of hashing its content a second time
+    content = None if known(path, before) == entry.digest else hashlib.sha256()
     with handle:
         while True:
             try:
@@ -108,9 +120,15 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) ->
             if total > entry.size:
                 break
             chunk = view[:count]
-            content.update(chunk)
+            if content is not None:
+                content.update(chunk)
             sink.write(chunk)  # an error writing (a full disk) is the output's, not the file's
-    if total != entry.size or "sha256:" + content.hexdigest() != entry.digest:
+        after = os.fstat(handle.fileno())
+    if content is None:
+        changed = _stamp(after) != _stamp(before)
+    else:
+        changed = "sha256:" + content.hexdigest() != entry.digest
+    if total != entry.size or changed:
         raise UserError(
             f"{entry.source} changed while the image was being built",
             f"/{entry.path}",
@@ -119,6 +137,10 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray) ->
     padding = -total % BLOCK
     if padding:
         sink.write(bytes(padding))
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _unreadable(entry: Entry, exc: OSError) -> UserError:
@@ -130,12 +152,19 @@ def _unreadable(entry: Entry, exc: OSError) -> UserError:
 
 
 def write_layer(
-    entries: Sequence[Entry], workspace: Path, layout: Layout, compression: str, epoch: int
+    entries: Sequence[Entry],
+    workspace: Path,
+    layout: Layout,
+    compression: str,
+    epoch: int,
+    known: Known = _unknown,
 ) -> LayerBlob:
     """Stream ``entries`` as a tar layer into ``layout``; nothing is left behind on error.
 
     Entries are written in path order (a directory before what it holds), whatever order
-    they come in, so that the same entries always give the same bytes.
+    they come in, so that the same entries always give the same bytes. A file's content
+    is hashed again to check it is still the one its entry names, unless ``known`` gives
+    that digest for the file's stat (which is then checked again after reading it).
     """
     check(compression)
     buffer = bytearray(CHUNK)
@@ -146,7 +175,7 @@ def write_layer(
             for entry in sorted(entries, key=lambda e: e.sort_key):
                 sink.write(tar_header(entry, epoch))
                 if entry.kind == FILE:
-                    _copy_file(sink, entry, workspace, buffer)
+                    _copy_file(sink, entry, workspace, buffer, known)
             sink.write(bytes(2 * BLOCK))
             diff_id = sink.finish()
         except BaseException:

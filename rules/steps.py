@@ -232,7 +232,12 @@ class Steps:
             )
             return
         blob = write_layer(
-            entries, self.workspace, self.layout, options.layer_compression, options.epoch
+            entries,
+            self.workspace,
+            self.layout,
+            options.layer_compression,
+            options.epoch,
+            self.digests.known,
         )
         write_if_changed(unit.layer(index), _dump({**blob.to_json(), "from": made_from}))
         self.cache_layer(unit, index, blob)

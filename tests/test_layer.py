@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -27,7 +28,7 @@ import zstandard
 from doit_oci.registry import oci
 from doit_oci.registry.layout import Layout
 from doit_oci.rules import compress
-from doit_oci.rules.digests import file_digest
+from doit_oci.rules.digests import DigestCache, file_digest
 from doit_oci.rules.dockerfile import CopyStep
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.layer import BLOCK, COMPRESSIONS, LayerBlob, media_type, tar_header, write_layer
@@ -593,6 +594,48 @@ def test_a_file_changed_after_translate_fails_cleanly(
     assert caught.value.fix
     assert leftovers(layout) == []
     assert threading.active_count() == before  # no compression thread left behind
+
+
+def test_a_file_the_digest_cache_knows_is_not_hashed_again(
+    workspace: Path, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = [file_entry(workspace, "a", "a", b"alpha\n"), file_entry(workspace, "b", "b", b"b")]
+    expected = write_layer(entries, workspace, layout, "none", EPOCH)
+    cache = DigestCache(tmp_path / "digests.sqlite")
+    cache.digest(workspace / "a")  # as translate does; "b" stays unknown
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(
+        "doit_oci.rules.layer.hashlib.sha256", lambda: hashed.append(1) or real_sha256()
+    )
+    blob = write_layer(entries, workspace, layout, "none", EPOCH, cache.known)
+    assert blob == expected
+    # the blob's own hash, and the content of "b" only: "a" is trusted by its stat
+    assert len(hashed) == 2
+    cache.close()
+
+
+def test_a_known_file_changed_while_it_is_read_fails_cleanly(
+    workspace: Path, layout: Layout, tmp_path: Path
+) -> None:
+    entry = file_entry(workspace, "a", "a", b"alpha\n")
+    cache = DigestCache(tmp_path / "digests.sqlite")
+    digest = cache.digest(workspace / "a")
+
+    def known_then_changed(path: Path, st: os.stat_result) -> str:
+        # the stat matches; then, while the layer reads it, the file changes in place
+        found = cache.known(path, st)
+        time.sleep(0.01)
+        with open(path, "r+b") as handle:
+            handle.write(b"ALPHA")
+        return found
+
+    assert digest == entry.digest
+    with pytest.raises(UserError, match="changed while") as caught:
+        write_layer([entry], workspace, layout, "none", EPOCH, known_then_changed)
+    assert caught.value.where == "/a"
+    assert leftovers(layout) == []
+    cache.close()
 
 
 def test_a_failed_layer_does_not_disturb_existing_blobs(workspace: Path, layout: Layout) -> None:
