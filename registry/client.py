@@ -249,6 +249,11 @@ class RegistryClient:
         """``GET /v2/``: the registry speaks the API (a 401 also means it does)."""
         self._request("GET", "/v2/", "", "ping", ok=(200,), allow=(401,))
 
+    def check_access(self) -> None:
+        """``GET /v2/`` with the credentials it asks for: the registry can be reached and
+        accepts them (what a repository allows shows only when pushing to it)."""
+        self._request("GET", "/v2/", "", "log in", ok=(200,))
+
     def blob_exists(self, repository: str, digest: str) -> bool:
         response = self._request(
             "HEAD",

@@ -201,7 +201,10 @@ class Steps:
 
     def translate_uptodate(self, unit: Unit) -> bool:
         """Up to date when recomputing gives the records on disk (stats and cached
-        digests only: unchanged files are not hashed again)."""
+        digests only: unchanged files are not hashed again). Never made: not up to date,
+        and its files are hashed by the task (in a worker), not here."""
+        if not unit.tree.exists():
+            return False
         try:
             records, tree = self.translate_records(unit)
         except Exception:  # whatever it is, the task reports it when it runs
@@ -579,8 +582,8 @@ class Steps:
 
     def mount_hints(self) -> tuple[dict[str, Origin], dict[str, list[Origin]]]:
         """Where blobs we may not hold can be read (registry bases), and where else in a
-        registry they may already be (registry bases, and plan images this run pushes),
-        so that they are mounted rather than uploaded."""
+        registry they may already be (registry bases, and plan images pushed as they are
+        now, by this run or an earlier one), so that they are mounted, not uploaded."""
         origins: dict[str, Origin] = {}
         hints: dict[str, list[Origin]] = {}
         for unit in self.build.units:
@@ -606,13 +609,19 @@ class Steps:
                         if record.get("cached"):
                             origins[digest] = cache
         for output in self.build.outputs:
-            for unit in self.build.units_of(output):
-                if not unit.image_record.exists():
+            units = self.build.units_of(output)
+            try:
+                pushed = _load(self.push_record(output))["pushed"]
+                current = self.image_descriptor(output).digest
+            except (OSError, ValueError, KeyError):
+                continue  # not pushed yet (a repository that may not hold them: no hint)
+            for destination in destinations(options.hubs, output.name, output.tags):
+                if any(pushed.get(ref) != current for ref in destination.references()):
                     continue
-                manifest = self.layout.read(_load(unit.image_record)["manifest"]["digest"])
-                parsed = oci.Manifest.from_json(oci.parse_json_document(manifest, output.name))
-                for destination in destinations(options.hubs, output.name, output.tags):
-                    origin = Origin(destination.registry, destination.repository)
+                origin = Origin(destination.registry, destination.repository)
+                for unit in units:
+                    manifest = self.layout.read(_load(unit.image_record)["manifest"]["digest"])
+                    parsed = oci.Manifest.from_json(oci.parse_json_document(manifest, output.name))
                     for layer in parsed.layers:
                         hints.setdefault(layer.digest, []).append(origin)
         return origins, hints
@@ -722,6 +731,10 @@ class Steps:
 
     def push_record(self, output: Output) -> Path:
         return self.build.state / "build" / "push" / f"{output.label}.json"
+
+    def check_registry(self, registry: str) -> None:
+        """Before the first push to ``registry``: it answers, and takes our credentials."""
+        self.clients.get(registry).check_access()
 
     def push(self, output: Output) -> None:
         """Push ``output`` to every hub of the build, under its tags."""

@@ -504,6 +504,23 @@ def _build_tasks(
             "verbosity": 2,
         }
     if options.push:
+        # one request to each registry before the first push to it, so that a registry
+        # that cannot be reached or refuses our login stops the run with one message,
+        # not one per image; a setup task, so it runs only when something is pushed
+        registries = sorted(
+            {
+                destination.registry
+                for output in build.outputs
+                for destination in destinations(options.hubs, output.name, output.tags)
+            }
+        )
+        for registry in registries:
+            yield {
+                "basename": name(f"registry:{registry}"),
+                "doc": f"check that {registry} answers and accepts our credentials",
+                "actions": [_action(partial(steps.check_registry, registry))],
+                "verbosity": 2,
+            }
         for output in build.outputs:
             units = build.units_of(output)
             targets = [
@@ -512,9 +529,6 @@ def _build_tasks(
                 for tag in d.tags
             ]
             bases_pushed = {push_tasks[u.base_key] for u in units if u.base_key in push_tasks}
-            # the first image alone, so that a registry that refuses or cannot be reached
-            # stops the run there with one message; then the others, several at once
-            previous = [next(iter(push_tasks.values()))] if push_tasks else []
             task_name = name(f"push:{output.label}")
             push_tasks.update((key, task_name) for key in output.keys)
             yield {
@@ -522,7 +536,8 @@ def _build_tasks(
                 "doc": f"push {output.label} to {', '.join(targets)}",
                 "actions": [_action(partial(steps.push, output))],
                 "file_dep": [str(u.image_record) for u in units],
-                "task_dep": [*checks, *sorted(bases_pushed | set(previous))],
+                "task_dep": [*checks, *sorted(bases_pushed)],
+                "setup": [name(f"registry:{registry}") for registry in registries],
                 "targets": [str(steps.push_record(output))],
                 "uptodate": [config_changed({"to": targets, "version": SPEC_VERSION})],
                 "verbosity": 2,

@@ -335,7 +335,8 @@ def unchanged(registry: RunningRegistry, before: int) -> None:
 
 
 def test_an_unreachable_registry(example: Path) -> None:
-    case = Case(lambda ws: None, "127.0.0.1:1/x", "cannot reach http://127.0.0.1:1")
+    # found by the one request made to each registry before the first push to it
+    case = Case(lambda ws: None, "127.0.0.1:1: log in failed", "cannot reach http://127.0.0.1:1")
     run = doit(
         example, "build_images", "--push", "--hub", "127.0.0.1:1/x", env={"REGISTRY_DEADLINE": "2"}
     )
@@ -358,7 +359,7 @@ def test_401_from_the_registry(example: Path, tmp_path: Path) -> None:
             env={"DOCKER_CONFIG": str(tmp_path / "none")},
         )
         assert_clear_failure(
-            run, example, Case(lambda ws: None, f"{registry.host}/x/hello", "HTTP 401")
+            run, example, Case(lambda ws: None, f"{registry.host}: log in failed", "HTTP 401")
         )
         unchanged(registry, before)
 
@@ -421,7 +422,7 @@ def test_500_that_never_stops(example: Path, tmp_path: Path) -> None:
             env={"INSECURE_REGISTRIES": proxy.host, "REGISTRY_DEADLINE": "2"},
         )
         assert_clear_failure(
-            run, example, Case(lambda ws: None, f"{proxy.host}/x/hello", "HTTP 500")
+            run, example, Case(lambda ws: None, f"{proxy.host}: log in failed", "HTTP 500")
         )
         assert registry.access_log() == [] or all(
             e.method in ("GET", "HEAD") for e in registry.access_log()

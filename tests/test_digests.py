@@ -221,3 +221,26 @@ def test_works_after_fork(tmp_path: Path, cache: DigestCache) -> None:
     assert cache.digest(tmp_path / "new") == _sha(b"world")
     assert cache.digest(tmp_path / "old") == _sha(b"hello")
     assert cache.hashed == 1
+
+
+def test_a_damaged_cache_starts_again_empty(tmp_path: Path) -> None:
+    # the cache writes without fsync: after a crash it may not be a database any more
+    target = tmp_path / "f"
+    target.write_bytes(b"data")
+    db = tmp_path / "digests.sqlite"
+    db.write_bytes(b"not a database, but not empty either" * 200)
+    cache = DigestCache(db)
+    assert cache.digest(target) == file_digest(target)
+    assert cache.hashed == 1
+    cache.close()
+    again = DigestCache(db)
+    assert again.digest(target) == file_digest(target)
+    assert again.hashed == 0  # remembered in the new database
+    again.close()
+
+
+def test_writes_are_not_synced(tmp_path: Path, cache: DigestCache) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"data")
+    cache.digest(target)
+    assert cache._connect().execute("PRAGMA synchronous").fetchone() == (0,)

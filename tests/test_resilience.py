@@ -160,7 +160,8 @@ def test_faults_that_never_stop_fail_within_a_minute_by_default(
         took = time.monotonic() - started
     assert run.code != 0 and took < 60, took
     (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
-    assert line.startswith(f"error: {proxy.host}/e/hello:") and "HTTP 503" in line
+    # found by the request that checks the registry before the first push to it
+    assert line.startswith(f"error: {proxy.host}: log in failed:") and "HTTP 503" in line
 
 
 def test_a_push_killed_in_a_large_upload(tmp_path: Path) -> None:
