@@ -33,6 +33,9 @@ if [ -z "$python" ] || ! "$python" -c "$imports" 2>/dev/null; then
         python=.venv/bin/python
     fi
 fi
+# doit-oci's bytecode, so that no timed run compiles it (PYTHONDONTWRITEBYTECODE is set in
+# some environments, and every run would compile the modules again)
+"$python" -m compileall -q doit_oci/__init__.py rules registry >/dev/null
 if ! "$python" -c 'import matplotlib' 2>/dev/null; then
     echo "installing matplotlib for $python" >&2
     "$python" -m pip install -q --disable-pip-version-check matplotlib >&2
