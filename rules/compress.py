@@ -29,21 +29,20 @@ every CPU tried: x86-64 with and without SSE4.2 or AVX2, and aarch64.
 
 from __future__ import annotations
 
+import importlib
 import os
 import struct
-import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 from typing import Protocol
 
-import zstandard
-from isal import isal_zlib
-
 COMPRESSIONS = ("none", "gzip", "zstd")
 BLOCK = 1 << 20  # compressors get exactly this many bytes at a time (the last block fewer)
 WINDOW = 1 << 15  # DEFLATE's window: each gzip block is primed with this much history
-GZIP_ENGINES: dict[str, tuple[ModuleType, int]] = {"isal": (isal_zlib, 2), "zlib": (zlib, 1)}
+# engine -> (its module, imported when a layer is compressed: not by a no-op run, nor by
+# `doit list`; and its level)
+GZIP_ENGINES: dict[str, tuple[str, int]] = {"isal": ("isal.isal_zlib", 2), "zlib": ("zlib", 1)}
 GZIP_ENGINE = "isal"  # "zlib" for gzip bytes that do not depend on the CPU (see above)
 GZIP_MEM_LEVEL = 8  # sizes ISA-L's buffers, which changes its bytes: keep it fixed
 ZSTD_LEVEL = 3
@@ -124,7 +123,9 @@ class Gzip(Stream):
 
     def __init__(self, out: Out) -> None:
         super().__init__(out)
-        self._engine = GZIP_ENGINES[GZIP_ENGINE]
+        module, level = GZIP_ENGINES[GZIP_ENGINE]
+        self._engine = (importlib.import_module(module), level)
+        self._crc32 = importlib.import_module("isal.isal_zlib").crc32  # zlib's, only faster
         self._threads = workers()
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="gzip")
         self._pending: deque[Future[bytes]] = deque()
@@ -134,7 +135,7 @@ class Gzip(Stream):
         out.write(GZIP_HEADER)
 
     def block(self, data: memoryview) -> None:
-        self._crc = isal_zlib.crc32(data, self._crc)
+        self._crc = self._crc32(data, self._crc)
         self._size += len(data)
         while len(self._pending) >= self._threads:  # at most one block per thread at a time
             self.out.write(self._pending.popleft().result())
@@ -157,6 +158,8 @@ class Zstd(Stream):
 
     def __init__(self, out: Out) -> None:
         super().__init__(out)
+        import zstandard
+
         params = zstandard.ZstdCompressionParameters.from_level(
             ZSTD_LEVEL,
             write_checksum=True,

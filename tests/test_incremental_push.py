@@ -150,3 +150,22 @@ def test_a_changed_file_list_rebuilds_only_its_image(
     registry.wait_for("PUT", "/v2/inc/showconfig/manifests/latest")
     assert list(blob_uploads(since(registry, before))) == ["inc/showconfig"]
     assert len(blob_uploads(since(registry, before))["inc/showconfig"]) == 2  # layer, config
+
+
+def test_a_no_op_push_and_doit_list_import_no_client_and_no_compressor(
+    example: Path, registry: RunningRegistry
+) -> None:
+    # what makes a no-op cost as little as `doit list`: the registry client (httpx) and
+    # the compressors are imported only by tasks that run
+    push(example, registry)
+    lazy = ("httpx", "isal", "zstandard")
+    for args in (("build_images", "--push", "--hub", f"{registry.host}/inc"), ("list",)):
+        run = doit(example, *args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert run.code == 0, run.text
+        imported = {
+            line.rsplit("|", 1)[1].strip()
+            for line in run.err.splitlines()
+            if line.startswith("import time:")
+        }
+        assert "doit" in imported  # the import log is there
+        assert not {name for name in imported if name.split(".")[0] in lazy}, args
