@@ -1,22 +1,31 @@
 """A cache of file content digests keyed by what ``stat`` says, kept in SQLite.
 
-A file is hashed when its size, mtime or inode differ from the cached ones, and then
-the new digest is kept, so a file whose mtime changed but whose content did not is
-hashed once, not on every run. Safe across processes (SQLite locking) and forks (one
-connection per process). The default rollback journal is kept on purpose: a run that
-only reads the cache writes nothing, where WAL would touch its side files.
+A file is hashed when its size, mtime, ctime or inode differ from the cached ones, and
+then the new digest is kept, so a file whose mtime changed but whose content did not is
+hashed once, not on every run (ctime is in the key because no tool sets it back: a file
+replaced by ``cp -p`` or ``touch -r`` with the same size and mtime is still noticed).
+Safe across processes (SQLite locking) and forks (one connection per process). The
+default rollback journal is kept on purpose: a run that only reads the cache writes
+nothing, where WAL would touch its side files. Writes are not synced: a crash may lose
+some (those files are hashed again) or damage the file, which is then set aside and the
+cache starts again empty.
 """
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import hashlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import ClassVar
 
 CHUNK = 1 << 20
+# a row is trusted without hashing by ``known`` only when the file last changed this long
+# before it was hashed: a change within the same timestamp tick keeps mtime and ctime
+RACY_NS = 2_000_000_000
+TABLE = "digests"  # (an older cache's table "files" is dropped)
 
 # Connections a forked child inherited from its parent. SQLite forbids using them, even
 # to close them, in the child, so they are kept here, never touched, rather than left to
@@ -36,6 +45,8 @@ class DigestCache:
         self.db_path = db_path
         self._pid = -1
         self._db: sqlite3.Connection | None = None
+        self._ino = 0  # the inode of the database file this connection opened
+        self._recreated = False
         self.hashed = 0  # files hashed by this process, for tests and reports
 
     def _connect(self) -> sqlite3.Connection:
@@ -46,71 +57,126 @@ class DigestCache:
                 db = self._open()
             except sqlite3.OperationalError:  # locked for a minute, unreadable: say so
                 raise
-            except sqlite3.DatabaseError:
-                # not a database any more (a crash with writes not synced): it is only a
-                # cache, so it starts again empty
-                self.db_path.unlink(missing_ok=True)
+            except sqlite3.DatabaseError:  # not a database any more
+                self._set_aside()
                 db = self._open()
             self._db, self._pid = db, os.getpid()
         return self._db
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            self._ino = os.stat(self.db_path).st_ino
+        except FileNotFoundError:
+            self._ino = 0
         db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
         try:
             # a cache: a write lost in a crash only means hashing that file again, so no
             # fsync per write (which cost about 25 ms for each file hashed)
             db.execute("PRAGMA synchronous = OFF")
-            known = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'files'").fetchone()
-            if known is None:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if TABLE not in tables:
                 db.execute(
-                    "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER,"
-                    " mtime_ns INTEGER, ino INTEGER, digest TEXT)"
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} (path TEXT PRIMARY KEY, size INTEGER,"
+                    " mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, digest TEXT,"
+                    " hashed_ns INTEGER)"
                 )
+            if "files" in tables:
+                db.execute("DROP TABLE IF EXISTS files")
+            self._ino = os.stat(self.db_path).st_ino
         except BaseException:
             db.close()
             raise
         return db
 
+    def _set_aside(self) -> None:
+        """Move a damaged database aside (once), so that the cache starts again empty; a
+        process that finds it already replaced by another one's new database keeps that."""
+        lock = self.db_path.with_name(self.db_path.name + ".lock")
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                current = os.stat(self.db_path).st_ino
+            except FileNotFoundError:
+                return
+            if current == self._ino:
+                os.replace(self.db_path, self.db_path.with_name(self.db_path.name + ".damaged"))
+                Path(f"{self.db_path}-journal").unlink(missing_ok=True)
+
+    def _damaged(self) -> bool:
+        """After a query found the database damaged: start again empty, once per process.
+        False when that was done already (the cache is then not used)."""
+        if self._recreated:
+            return False
+        self._recreated = True
+        self._set_aside()
+        self.close()
+        return True
+
+    def _row(self, key: str) -> tuple[int, int, int, int, str, int] | None:
+        for _ in range(2):
+            try:
+                row = (
+                    self._connect()
+                    .execute(
+                        f"SELECT size, mtime_ns, ctime_ns, ino, digest, hashed_ns FROM {TABLE}"
+                        " WHERE path = ?",
+                        (key,),
+                    )
+                    .fetchone()
+                )
+            except sqlite3.OperationalError:
+                return None
+            except sqlite3.DatabaseError:
+                if self._damaged():
+                    continue
+                return None
+            return None if row is None else tuple(row)
+        return None
+
+    @staticmethod
+    def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
     def known(self, path: Path | str, st: os.stat_result) -> str:
         """The digest cached for the file at ``path`` as ``st`` describes it, or "" (never
-        hashes)."""
-        key = os.path.abspath(path)
-        try:
-            row = (
-                self._connect()
-                .execute("SELECT size, mtime_ns, ino, digest FROM files WHERE path = ?", (key,))
-                .fetchone()
-            )
-        except sqlite3.Error:
+        hashes). Only a file that had not changed for a while when it was hashed is
+        known: one changed within the same timestamp tick may keep its stat."""
+        row = self._row(os.path.abspath(path))
+        if row is None or tuple(row[:4]) != self._stamp(st):
             return ""
-        if row is not None and tuple(row[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return str(row[3])
-        return ""
+        if st.st_ctime_ns > row[5] - RACY_NS:
+            return ""
+        return str(row[4])
 
     def digest(self, path: Path | str, st: os.stat_result | None = None) -> str:
         """The sha256 of the file at ``path``, hashing it only when its stat changed."""
         key = os.path.abspath(path)
         st = st or os.stat(key)
-        db = self._connect()
-        try:
-            row = db.execute(
-                "SELECT size, mtime_ns, ino, digest FROM files WHERE path = ?", (key,)
-            ).fetchone()
-        except sqlite3.DatabaseError:  # damaged: hash the file
-            row = None
-        if row is not None and tuple(row[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return str(row[3])
+        row = self._row(key)
+        if row is not None and tuple(row[:4]) == self._stamp(st):
+            return str(row[4])
+        started = time.time_ns()
         digest = file_digest(key)
         self.hashed += 1
         DigestCache.hashed_here[key] = DigestCache.hashed_here.get(key, 0) + 1
-        # on a full disk or a locked database the digest is right, only not remembered:
-        # the next run hashes the file again
-        with contextlib.suppress(sqlite3.DatabaseError):
-            db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-                (key, st.st_size, st.st_mtime_ns, st.st_ino, digest),
-            )
+        self._store(key, st, digest, started)
         return digest
+
+    def _store(self, key: str, st: os.stat_result, digest: str, hashed_ns: int) -> None:
+        """Remember a digest; on a full disk, a locked or a damaged database it is only
+        not remembered, and the next run hashes the file again."""
+        for _ in range(2):
+            try:
+                self._connect().execute(
+                    f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, *self._stamp(st), digest, hashed_ns),
+                )
+                return
+            except sqlite3.OperationalError:
+                return
+            except sqlite3.DatabaseError:
+                if not self._damaged():
+                    return
 
     def _forget_inherited(self) -> None:
         if self._db is not None and self._pid != os.getpid():

@@ -47,7 +47,7 @@ from doit_oci.rules.plan import platform_variables
 from doit_oci.rules.push import destinations
 from doit_oci.rules.steps import Steps
 
-SPEC_VERSION = 2  # bump when a record's format or meaning changes, to rebuild them all
+SPEC_VERSION = 3  # bump when a record's format or meaning changes, to rebuild them all
 
 TaskDict = dict[str, Any]
 _FAILED_MARK = "doit-oci: "

@@ -170,8 +170,10 @@ def test_rows_hold_the_stat(tmp_path: Path, cache: DigestCache) -> None:
     cache.digest(path)
     st = os.stat(path)
     with sqlite3.connect(tmp_path / "cache" / "digests.sqlite") as db:
-        rows = db.execute("SELECT path, size, mtime_ns, ino, digest FROM files").fetchall()
-    assert rows == [(str(path), 5, OLD_NS, st.st_ino, _sha(b"hello"))]
+        rows = db.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, ino, digest FROM digests"
+        ).fetchall()
+    assert rows == [(str(path), 5, OLD_NS, st.st_ctime_ns, st.st_ino, _sha(b"hello"))]
 
 
 def test_missing_file(tmp_path: Path, cache: DigestCache) -> None:
@@ -244,3 +246,66 @@ def test_writes_are_not_synced(tmp_path: Path, cache: DigestCache) -> None:
     target.write_bytes(b"data")
     cache.digest(target)
     assert cache._connect().execute("PRAGMA synchronous").fetchone() == (0,)
+
+
+def _filled_cache(tmp_path: Path, count: int) -> tuple[Path, list[Path]]:
+    """A cache database that knows ``count`` files, closed."""
+    files = []
+    cache = DigestCache(tmp_path / "digests.sqlite")
+    for number in range(count):
+        path = tmp_path / "files" / f"{number:04d}-{'x' * 60}"
+        path.parent.mkdir(exist_ok=True)
+        _write(path, f"file {number}".encode())
+        cache.digest(path)
+        files.append(path)
+    cache.close()
+    return tmp_path / "digests.sqlite", files
+
+
+def test_damage_inside_the_cache_is_set_aside_once(tmp_path: Path) -> None:
+    # a crash without synced writes can leave broken pages behind a good header: the first
+    # query that meets them sets the database aside, and the cache starts again empty
+    db, files = _filled_cache(tmp_path, 300)
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for start in range(page, len(data), page):
+        data[start : start + page] = b"\xff" * min(page, len(data) - start)
+    db.write_bytes(bytes(data))
+    cache = DigestCache(db)
+    assert cache.digest(files[0]) == _sha(b"file 0")
+    assert cache.digest(files[1]) == _sha(b"file 1")
+    assert cache.hashed == 2
+    assert (tmp_path / "digests.sqlite.damaged").is_file()
+    cache.close()
+    again = DigestCache(db)
+    assert again.digest(files[0]) == _sha(b"file 0") and again.digest(files[1])
+    assert again.hashed == 0  # remembered in the new database
+    again.close()
+
+
+def test_a_database_set_aside_by_another_process_is_kept(tmp_path: Path) -> None:
+    db, files = _filled_cache(tmp_path, 1)
+    db.write_bytes(b"not a database, but not empty either" * 200)
+    other = DigestCache(db)
+    other._ino = os.stat(db).st_ino  # it opened the damaged file too, before ...
+    first = DigestCache(db)
+    first.digest(files[0])  # ... this one set it aside and made a new one
+    other._set_aside()  # then it finds the damage: the new database stays
+    again = DigestCache(db)
+    assert again.digest(files[0]) == _sha(b"file 0") and again.hashed == 0
+    for cache in (other, first, again):
+        cache.close()
+
+
+def test_an_older_cache_table_is_dropped(tmp_path: Path) -> None:
+    db = tmp_path / "digests.sqlite"
+    with sqlite3.connect(db) as old:
+        old.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size, mtime_ns, ino, digest)")
+    old.close()
+    cache = DigestCache(db)
+    target = tmp_path / "f"
+    _write(target, b"data")
+    assert cache.digest(target) == _sha(b"data")
+    tables = {row[0] for row in cache._connect().execute("SELECT name FROM sqlite_master")}
+    assert "files" not in tables and "digests" in tables
+    cache.close()

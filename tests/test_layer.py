@@ -608,19 +608,30 @@ def test_a_file_the_digest_cache_knows_is_not_hashed_again(
     monkeypatch.setattr(
         "doit_oci.rules.layer.hashlib.sha256", lambda: hashed.append(1) or real_sha256()
     )
-    blob = write_layer(entries, workspace, layout, "none", EPOCH, cache.known)
-    assert blob == expected
-    # the blob's own hash, and the content of "b" only: "a" is trusted by its stat
-    assert len(hashed) == 2
+    # "a" changed just before it was hashed: a change in the same timestamp tick could
+    # keep its stat, so the layer hashes it again
+    assert write_layer(entries, workspace, layout, "none", EPOCH, cache.known) == expected
+    assert len(hashed) == 3  # the blob's own hash, "a" and "b"
+    # hashed long enough after its last change, "a" is trusted by its stat
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_NS", 0)
+    hashed.clear()
+    assert write_layer(entries, workspace, layout, "none", EPOCH, cache.known) == expected
+    assert len(hashed) == 2  # the blob's own hash, and the content of "b" only
+    # the same size and mtime, but replaced (cp -p, touch -r): its ctime differs
+    st = os.stat(workspace / "a")
+    (workspace / "a").write_bytes(b"ALPHA\n")
+    os.utime(workspace / "a", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.known(workspace / "a", os.stat(workspace / "a")) == ""
     cache.close()
 
 
 def test_a_known_file_changed_while_it_is_read_fails_cleanly(
-    workspace: Path, layout: Layout, tmp_path: Path
+    workspace: Path, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entry = file_entry(workspace, "a", "a", b"alpha\n")
     cache = DigestCache(tmp_path / "digests.sqlite")
     digest = cache.digest(workspace / "a")
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_NS", 0)
 
     def known_then_changed(path: Path, st: os.stat_result) -> str:
         # the stat matches; then, while the layer reads it, the file changes in place
