@@ -23,8 +23,11 @@ from typing import ClassVar
 
 CHUNK = 1 << 20
 # a row is trusted without hashing by ``known`` only when the file last changed this long
-# before it was hashed: a change within the same timestamp tick keeps mtime and ctime
+# before it was hashed, as a change within the same timestamp tick keeps mtime and ctime:
+# two seconds where timestamps are whole seconds (FAT, ext3, some network file systems),
+# else a tenth of a second (the kernel's coarse clock ticks every 1 to 10 ms)
 RACY_NS = 2_000_000_000
+RACY_FINE_NS = 100_000_000
 TABLE = "digests"  # (an older cache's table "files" is dropped)
 
 # Connections a forked child inherited from its parent. SQLite forbids using them, even
@@ -144,7 +147,8 @@ class DigestCache:
         row = self._row(os.path.abspath(path))
         if row is None or tuple(row[:4]) != self._stamp(st):
             return ""
-        if st.st_ctime_ns > row[5] - RACY_NS:
+        window = RACY_NS if st.st_ctime_ns % 1_000_000_000 == 0 else RACY_FINE_NS
+        if st.st_ctime_ns > row[5] - window:
             return ""
         return str(row[4])
 

@@ -309,3 +309,20 @@ def test_an_older_cache_table_is_dropped(tmp_path: Path) -> None:
     tables = {row[0] for row in cache._connect().execute("SELECT name FROM sqlite_master")}
     assert "files" not in tables and "digests" in tables
     cache.close()
+
+
+def test_known_trusts_a_file_only_a_while_after_its_last_change(
+    tmp_path: Path, cache: DigestCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "f"
+    _write(path, b"hello")
+    cache.digest(path)
+    st = os.stat(path)
+    # the row says when it was hashed; the file's ctime is the time of its last change
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_FINE_NS", 10**12)
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_NS", 10**12)
+    assert cache.known(path, st) == ""
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_FINE_NS", 0)
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_NS", 0)
+    assert cache.known(path, st) == _sha(b"hello")
+    assert cache.hashed == 1  # known never hashes

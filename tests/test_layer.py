@@ -610,10 +610,13 @@ def test_a_file_the_digest_cache_knows_is_not_hashed_again(
     )
     # "a" changed just before it was hashed: a change in the same timestamp tick could
     # keep its stat, so the layer hashes it again
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_NS", 10**12)
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_FINE_NS", 10**12)
     assert write_layer(entries, workspace, layout, "none", EPOCH, cache.known) == expected
     assert len(hashed) == 3  # the blob's own hash, "a" and "b"
     # hashed long enough after its last change, "a" is trusted by its stat
     monkeypatch.setattr("doit_oci.rules.digests.RACY_NS", 0)
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_FINE_NS", 0)
     hashed.clear()
     assert write_layer(entries, workspace, layout, "none", EPOCH, cache.known) == expected
     assert len(hashed) == 2  # the blob's own hash, and the content of "b" only
@@ -632,6 +635,7 @@ def test_a_known_file_changed_while_it_is_read_fails_cleanly(
     cache = DigestCache(tmp_path / "digests.sqlite")
     digest = cache.digest(workspace / "a")
     monkeypatch.setattr("doit_oci.rules.digests.RACY_NS", 0)
+    monkeypatch.setattr("doit_oci.rules.digests.RACY_FINE_NS", 0)
 
     def known_then_changed(path: Path, st: os.stat_result) -> str:
         # the stat matches; then, while the layer reads it, the file changes in place
