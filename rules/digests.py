@@ -19,7 +19,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 CHUNK = 1 << 20
 # a row is trusted without hashing by ``known`` only when the file last changed this long
@@ -34,6 +34,11 @@ TABLE = "digests"  # (an older cache's table "files" is dropped)
 # to close them, in the child, so they are kept here, never touched, rather than left to
 # the garbage collector (which would close them).
 _INHERITED: list[sqlite3.Connection] = []
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a file is still the one hashed: size, mtime, ctime and inode."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def file_digest(path: Path | str) -> str:
@@ -115,37 +120,34 @@ class DigestCache:
         self.close()
         return True
 
-    def _row(self, key: str) -> tuple[int, int, int, int, str, int] | None:
+    def _one(self, sql: str, parameters: tuple[object, ...]) -> tuple[object, ...] | None:
+        """Run ``sql``, and its first row; None also when the database is locked, full
+        or damaged (damage found the first time sets it aside, and ``sql`` runs again on
+        a new one)."""
         for _ in range(2):
             try:
-                row = (
-                    self._connect()
-                    .execute(
-                        f"SELECT size, mtime_ns, ctime_ns, ino, digest, hashed_ns FROM {TABLE}"
-                        " WHERE path = ?",
-                        (key,),
-                    )
-                    .fetchone()
-                )
+                row = self._connect().execute(sql, parameters).fetchone()
+                return None if row is None else tuple(row)
             except sqlite3.OperationalError:
                 return None
             except sqlite3.DatabaseError:
-                if self._damaged():
-                    continue
-                return None
-            return None if row is None else tuple(row)
+                if not self._damaged():
+                    return None
         return None
 
-    @staticmethod
-    def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
-        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+    def _row(self, key: str) -> tuple[int, int, int, int, str, int] | None:
+        row = self._one(
+            f"SELECT size, mtime_ns, ctime_ns, ino, digest, hashed_ns FROM {TABLE} WHERE path = ?",
+            (key,),
+        )
+        return cast("tuple[int, int, int, int, str, int] | None", row)
 
     def known(self, path: Path | str, st: os.stat_result) -> str:
         """The digest cached for the file at ``path`` as ``st`` describes it, or "" (never
         hashes). Only a file that had not changed for a while when it was hashed is
         known: one changed within the same timestamp tick may keep its stat."""
         row = self._row(os.path.abspath(path))
-        if row is None or tuple(row[:4]) != self._stamp(st):
+        if row is None or tuple(row[:4]) != stat_key(st):
             return ""
         window = RACY_NS if st.st_ctime_ns % 1_000_000_000 == 0 else RACY_FINE_NS
         if st.st_ctime_ns > row[5] - window:
@@ -157,7 +159,7 @@ class DigestCache:
         key = os.path.abspath(path)
         st = st or os.stat(key)
         row = self._row(key)
-        if row is not None and tuple(row[:4]) == self._stamp(st):
+        if row is not None and tuple(row[:4]) == stat_key(st):
             return str(row[4])
         started = time.time_ns()
         digest = file_digest(key)
@@ -169,18 +171,10 @@ class DigestCache:
     def _store(self, key: str, st: os.stat_result, digest: str, hashed_ns: int) -> None:
         """Remember a digest; on a full disk, a locked or a damaged database it is only
         not remembered, and the next run hashes the file again."""
-        for _ in range(2):
-            try:
-                self._connect().execute(
-                    f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, *self._stamp(st), digest, hashed_ns),
-                )
-                return
-            except sqlite3.OperationalError:
-                return
-            except sqlite3.DatabaseError:
-                if not self._damaged():
-                    return
+        self._one(
+            f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, *stat_key(st), digest, hashed_ns),
+        )
 
     def _forget_inherited(self) -> None:
         if self._db is not None and self._pid != os.getpid():

@@ -20,6 +20,7 @@ from doit_oci.registry import oci
 from doit_oci.registry.layout import BlobWriter, Layout
 from doit_oci.rules.compress import COMPRESSIONS as COMPRESSIONS
 from doit_oci.rules.compress import Stream, check, compressing
+from doit_oci.rules.digests import stat_key
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
 
@@ -125,7 +126,7 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray, kn
             sink.write(chunk)  # an error writing (a full disk) is the output's, not the file's
         after = os.fstat(handle.fileno())
     if content is None:
-        changed = _stamp(after) != _stamp(before)
+        changed = stat_key(after) != stat_key(before)
     else:
         changed = "sha256:" + content.hexdigest() != entry.digest
     if total != entry.size or changed:
@@ -137,10 +138,6 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray, kn
     padding = -total % BLOCK
     if padding:
         sink.write(bytes(padding))
-
-
-def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _unreadable(entry: Entry, exc: OSError) -> UserError:
