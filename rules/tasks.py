@@ -514,9 +514,10 @@ def _build_tasks(
                 for destination in destinations(options.hubs, output.name, output.tags)
             }
         )
-        for registry in registries:
+        registry_checks = [name(f"registry:{registry}") for registry in registries]
+        for registry, check in zip(registries, registry_checks, strict=True):
             yield {
-                "basename": name(f"registry:{registry}"),
+                "basename": check,
                 "doc": f"check that {registry} answers and accepts our credentials",
                 "actions": [_action(partial(steps.check_registry, registry))],
                 "verbosity": 2,
@@ -537,7 +538,7 @@ def _build_tasks(
                 "actions": [_action(partial(steps.push, output))],
                 "file_dep": [str(u.image_record) for u in units],
                 "task_dep": [*checks, *sorted(bases_pushed)],
-                "setup": [name(f"registry:{registry}") for registry in registries],
+                "setup": registry_checks,
                 "targets": [str(steps.push_record(output))],
                 "uptodate": [config_changed({"to": targets, "version": SPEC_VERSION})],
                 "verbosity": 2,
@@ -552,13 +553,19 @@ def _build_tasks(
             else:
                 print(f"{label:<{width}}  up to date   {digest}")
 
-    yield {
-        "basename": name("status"),
-        "doc": "say which images are out of date and why (nothing is built)",
-        "actions": [_action(report_status)],
-        "verbosity": 2,
-        "params": task_params(options.plan),
-    }
+    def command(step: str, doc: str, action: Callable[[], None]) -> TaskDict:
+        """A task that builds nothing: it runs when asked for, and prints what it finds."""
+        return {
+            "basename": name(step),
+            "doc": doc,
+            "actions": [_action(action)],
+            "verbosity": 2,
+            "params": task_params(options.plan),
+        }
+
+    yield command(
+        "status", "say which images are out of date and why (nothing is built)", report_status
+    )
 
     def verify() -> None:
         damage = steps.verify()
@@ -572,25 +579,17 @@ def _build_tasks(
             )
         print(f"verify: every blob of {steps.layout.root} matches its digest")
 
-    yield {
-        "basename": name("verify"),
-        "doc": "hash the content store again and report (and remove) damaged blobs",
-        "actions": [_action(verify)],
-        "verbosity": 2,
-        "params": task_params(options.plan),
-    }
+    yield command(
+        "verify", "hash the content store again and report (and remove) damaged blobs", verify
+    )
 
     def collect_garbage() -> None:
         removed, size, kept = steps.gc()
         print(f"gc: removed {removed} blobs ({_size(size)}), kept {kept}")
 
-    yield {
-        "basename": name("gc"),
-        "doc": "remove from the content store what no image of this build refers to",
-        "actions": [_action(collect_garbage)],
-        "verbosity": 2,
-        "params": task_params(options.plan),
-    }
+    yield command(
+        "gc", "remove from the content store what no image of this build refers to", collect_garbage
+    )
     index_tasks: list[str] = []
     if options.hubs and not options.platform_tags:
         for output in build.outputs:
