@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Run, doit
 from registries import RunningRegistry
+from support import Run, doit
 
 Edit = Callable[[Path], None]
 

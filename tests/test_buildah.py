@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Run, doit
+from support import REPO, Run, doit
 
 CORPUS = Path(__file__).resolve().parent / "buildah"
 TABLE = REPO / "docs" / "buildah-differences.md"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Run, doit
+from support import Run, doit
 
 
 def edit(path: Path, old: str, new: str) -> None:

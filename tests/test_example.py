@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_example, doit, index_of
 from registries import RunningRegistry
 from schemas import validate
+from support import copy_example, doit, index_of
 
 IMAGES = ("hello", "showconfig", "whoami")
 BASE_FILES = {

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import doit, index_of, snapshot
+from support import doit, index_of, snapshot
 
 
 def build(workspace: Path, *args: str) -> list[str]:

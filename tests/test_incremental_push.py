@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Run, doit, index_of
 from registries import AccessEntry, RunningRegistry
+from support import Run, doit, index_of
 
 IMAGES = ("hello", "showconfig", "whoami")
 

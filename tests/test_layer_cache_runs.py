@@ -7,8 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import copy_example, doit, index_of
 from registries import RunningRegistry
+from support import copy_example, doit, index_of
 
 
 def layer_digests(workspace: Path) -> set[str]:

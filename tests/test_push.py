@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Run, copy_example, doit, index_of
 from faults import Fault, fault_proxy
 from registries import (
     AccessEntry,
@@ -20,6 +19,7 @@ from registries import (
     open_registry,
     token_registry,
 )
+from support import Run, copy_example, doit, index_of
 
 IMAGES = ("hello", "showconfig", "whoami")
 

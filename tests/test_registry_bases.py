@@ -8,9 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import doit, index_of
 from faults import Fault, fault_proxy
 from registries import RunningRegistry, open_registry
+from support import doit, index_of
 
 from doit_oci.registry.client import BlobSource, RegistryClient
 from doit_oci.registry.transport import RetryPolicy

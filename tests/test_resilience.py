@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_example, doit, index_of
 from faults import Fault, fault_proxy
 from registries import TokenRegistry, basic_registry, open_registry, tls_registry, token_registry
+from support import REPO, copy_example, doit, index_of
 
 
 def big_workspace(root: Path, megabytes: int) -> Path:

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import copy_example, doit, index_of
 from registries import RunningRegistry
+from support import copy_example, doit, index_of
 
 RECORD = os.environ.get("DOIT_OCI_RECORD") == "1"
 PROGRAMS = ("hello", "whoami", "showconfig")

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import doit, index_of
 from registries import RunningRegistry
+from support import doit, index_of
 
 from doit_oci.rules.build import build_variants, variant_tags
 from doit_oci.rules.push import destinations

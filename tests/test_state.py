@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO, copy_example, doit, index_of
+from support import REPO, copy_example, doit, index_of
 
 
 def test_status_says_which_images_are_out_of_date_and_why(example: Path) -> None:

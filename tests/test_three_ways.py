@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Run
 from registries import RunningRegistry
+from support import REPO, Run
 
 MAKEFILE = """\
 TARGET_OUT ?= $(CURDIR)/out/linux_amd64
