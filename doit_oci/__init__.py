@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-_FROM_TASKS = ("doit_config", "image_tasks", "build_tasks")
-_FROM_API = ("oci_image", "oci_push", "oci_save", "oci_index", "oci_layout")
+_FROM_TASKS = ("doit_config", "image_tasks")
+_FROM_RULES = ("oci_image", "oci_push", "oci_save", "oci_index", "oci_layout")
 
-__all__ = [*_FROM_TASKS, *_FROM_API]
+__all__ = [*_FROM_TASKS, *_FROM_RULES]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,8 +26,8 @@ def __getattr__(name: str) -> Any:
         from doit_oci.rules import tasks
 
         return getattr(tasks, name)
-    if name in _FROM_API:
-        from doit_oci.rules import api
+    if name in _FROM_RULES:
+        from doit_oci.rules import ruleset
 
-        return getattr(api, name)
+        return getattr(ruleset, name)
     raise AttributeError(f"module 'doit_oci' has no attribute {name!r}")

@@ -34,6 +34,44 @@ PRIMARY_VARIANT = "debug"  # what the default variant builds (BASE_DISTRIBUTION)
 
 
 @dataclass(frozen=True)
+class Scratch:
+    """``FROM scratch``: nothing below."""
+
+    @property
+    def label(self) -> str:
+        return "scratch"
+
+
+@dataclass(frozen=True)
+class PlanImage:
+    """An image of this build: the unit of that image for the same platform and variant."""
+
+    key: str
+
+    @property
+    def label(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class RegistryImage:
+    """An image of a registry (a normalised reference), resolved by a ``base`` task."""
+
+    reference: str
+
+    @property
+    def label(self) -> str:
+        return self.reference
+
+    def record(self, platform_dir: Path) -> Path:
+        """Where its resolution is kept, beside the records of the platform's units."""
+        return platform_dir / "_bases" / (_slug(self.reference) + ".json")
+
+
+BaseImage = Scratch | PlanImage | RegistryImage
+
+
+@dataclass(frozen=True)
 class Unit:
     """One image of the plan, built for one platform and one variant."""
 
@@ -41,8 +79,7 @@ class Unit:
     image: ImagePlan
     platform: Platform
     chain: Chain
-    base_key: str  # key of the plan image it builds on, or ""
-    base_ref: str  # the registry image it builds on (normalised reference), or ""
+    base: BaseImage
     build_args: tuple[tuple[str, str], ...]
     dir: Path  # where its records live
     variant: str = "default"
@@ -73,11 +110,6 @@ class Unit:
     @property
     def image_record(self) -> Path:
         return self.dir / "image.json"
-
-    @property
-    def base_record(self) -> Path:
-        """Where the resolution of a registry base is kept (beside the unit's records)."""
-        return self.dir.parent / "_bases" / (_slug(self.base_ref) + ".json")
 
     def inputs(self, index: int) -> Path:
         return self.dir / f"layer-{index}.inputs.json"
@@ -313,12 +345,11 @@ def load_build(
                     f" ({plan.platform})",
                     "drop --platform, or build that platform instead",
                 )
-        base_key = ""
-        base_ref = ""
+        below: BaseImage = Scratch()
         base = find_plan_base(chain.base, plan, options) if chain.base != "scratch" else None
         if chain.base != "scratch" and base is None:
             try:
-                base_ref = str(reference.parse(chain.base))
+                below = RegistryImage(str(reference.parse(chain.base)))
             except reference.ReferenceError as exc:
                 raise UserError(
                     f"base image {chain.base!r} is neither scratch, an image of this plan, nor a"
@@ -334,14 +365,13 @@ def load_build(
                     chain.base_where,
                     f"add {plan.platform} to its platforms",
                 )
-            base_key = visit(base, plan, variant, (*stack, image.name))
+            below = PlanImage(visit(base, plan, variant, (*stack, image.name)))
         unit = Unit(
             key=key,
             image=image,
             platform=plan.platform,
             chain=chain,
-            base_key=base_key,
-            base_ref=base_ref,
+            base=below,
             build_args=tuple(sorted(args.items())),
             dir=state_dir(workspace, options.cache_dir)
             / "build"

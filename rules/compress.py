@@ -33,8 +33,9 @@ import importlib
 import os
 import struct
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Protocol
 
 COMPRESSIONS = ("none", "gzip", "zstd")
@@ -42,7 +43,9 @@ BLOCK = 1 << 20  # compressors get exactly this many bytes at a time (the last b
 WINDOW = 1 << 15  # DEFLATE's window: each gzip block is primed with this much history
 # engine -> (its module, imported when a layer is compressed: not by a no-op run, nor by
 # `doit list`; and its level)
-GZIP_ENGINES: dict[str, tuple[str, int]] = {"isal": ("isal.isal_zlib", 2), "zlib": ("zlib", 1)}
+GZIP_ENGINES: Mapping[str, tuple[str, int]] = MappingProxyType(
+    {"isal": ("isal.isal_zlib", 2), "zlib": ("zlib", 1)}
+)
 GZIP_ENGINE = "isal"  # "zlib" for gzip bytes that do not depend on the CPU (see above)
 GZIP_MEM_LEVEL = 8  # sizes ISA-L's buffers, which changes its bytes: keep it fixed
 ZSTD_LEVEL = 3

@@ -19,7 +19,9 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import ClassVar, cast
+from typing import cast
+
+from doit_oci.rules.globals import PROCESS
 
 CHUNK = 1 << 20
 # a row is trusted without hashing by ``known`` only when the file last changed this long
@@ -29,11 +31,6 @@ CHUNK = 1 << 20
 RACY_NS = 2_000_000_000
 RACY_FINE_NS = 100_000_000
 TABLE = "digests"  # (an older cache's table "files" is dropped)
-
-# Connections a forked child inherited from its parent. SQLite forbids using them, even
-# to close them, in the child, so they are kept here, never touched, rather than left to
-# the garbage collector (which would close them).
-_INHERITED: list[sqlite3.Connection] = []
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -47,8 +44,6 @@ def file_digest(path: Path | str) -> str:
 
 
 class DigestCache:
-    hashed_here: ClassVar[dict[str, int]] = {}  # path -> times hashed by this process
-
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         self._pid = -1
@@ -164,7 +159,7 @@ class DigestCache:
         started = time.time_ns()
         digest = file_digest(key)
         self.hashed += 1
-        DigestCache.hashed_here[key] = DigestCache.hashed_here.get(key, 0) + 1
+        PROCESS.hashed[key] = PROCESS.hashed.get(key, 0) + 1
         self._store(key, st, digest, started)
         return digest
 
@@ -178,7 +173,9 @@ class DigestCache:
 
     def _forget_inherited(self) -> None:
         if self._db is not None and self._pid != os.getpid():
-            _INHERITED.append(self._db)
+            # SQLite forbids using, even closing, a connection inherited across a fork:
+            # it is kept, never touched, where the garbage collector will not close it
+            PROCESS.inherited.append(self._db)
             self._db = None
 
     def close(self) -> None:

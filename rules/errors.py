@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class UserError(Exception):
     """A mistake in the user's input, reported as one line without a traceback.
@@ -25,3 +27,17 @@ class UserError(Exception):
     def __str__(self) -> str:
         text = f"{self.where}: {self.what}" if self.where else self.what
         return f"{text}; {self.fix}" if self.fix else text
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an error of the file system, with what to do about the usual ones."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    fixes = {
+        errno.ENOSPC: "free some space there, or put the state elsewhere with --cache-dir",
+        errno.EDQUOT: "free some space there, or put the state elsewhere with --cache-dir",
+        errno.EACCES: "check the permissions of the workspace and of out/",
+        errno.EROFS: "the workspace must be writable",
+    }
+    fix = fixes.get(exc.errno or 0, "check the file system and run the build again")
+    return f"{where}{what}; {fix}"

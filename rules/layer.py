@@ -15,6 +15,7 @@ import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from doit_oci.registry import oci
 from doit_oci.registry.layout import BlobWriter, Layout
@@ -26,12 +27,14 @@ from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
 
 CHUNK = 1 << 20
 BLOCK = 512
-_TYPES = {
-    DIR: tarfile.DIRTYPE,
-    FILE: tarfile.REGTYPE,
-    SYMLINK: tarfile.SYMTYPE,
-    HARDLINK: tarfile.LNKTYPE,
-}
+_TYPES = MappingProxyType(
+    {
+        DIR: tarfile.DIRTYPE,
+        FILE: tarfile.REGTYPE,
+        SYMLINK: tarfile.SYMTYPE,
+        HARDLINK: tarfile.LNKTYPE,
+    }
+)
 
 
 @dataclass(frozen=True)

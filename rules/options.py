@@ -229,8 +229,10 @@ def read_options(
     environ: Mapping[str, str],
     task: str | Sequence[str] = "build_images",
     default_plan: str = DEFAULT_PLAN,
+    default_platforms: Sequence[Platform] = (),
 ) -> Options:
     """Options from the command line, then the environment; checked before any work.
+    ``default_platforms`` are built when neither names any (else linux/amd64).
 
     An environment variable that is set but empty counts as unset.
     """
@@ -280,7 +282,9 @@ def read_options(
     targets = _split([name.removeprefix("docker.") for name in named], ",")
     platforms: list[Platform] = []
     architectures = listed("architectures", "DOCKER_ARCHITECTURES")
-    for text in ("linux/amd64",) if architectures is None else architectures:
+    if architectures is None:
+        architectures = tuple(str(p) for p in default_platforms) or ("linux/amd64",)
+    for text in architectures:
         try:
             platform = Platform.parse(text)
         except ValueError as exc:

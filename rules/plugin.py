@@ -22,7 +22,8 @@ from typing import Any
 from doit.cmd_base import NamespaceTaskLoader, opt_cwd
 from doit.exceptions import InvalidDodoFile
 
-from doit_oci.rules.tasks import doit_config, image_tasks, task_params
+from doit_oci.rules.graph import task_params
+from doit_oci.rules.tasks import doit_config, image_tasks
 
 
 def plans_of(config: dict[str, Any]) -> list[str]:

@@ -31,3 +31,34 @@ def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
     """A real, open registry (Debian's docker-registry) on a free loopback port."""
     with open_registry(tmp_path / "registry") as running:
         yield running
+
+
+# Tests that run doit, a registry, skopeo, umoci or buildah: `pytest -m "not e2e"` runs the
+# rest (the unit tests) in seconds. A module is e2e as a whole, or a test is because it
+# takes one of the fixtures that start something.
+E2E_MODULES = {
+    "test_bad_inputs.py",
+    "test_buildah.py",
+    "test_errors.py",
+    "test_example.py",
+    "test_incremental.py",
+    "test_incremental_push.py",
+    "test_layer_cache_runs.py",
+    "test_push.py",
+    "test_registries.py",
+    "test_registry_bases.py",
+    "test_resilience.py",
+    "test_same_digests.py",
+    "test_seed.py",
+    "test_state.py",
+    "test_three_ways.py",
+}
+E2E_FIXTURES = {"registry", "example", "built_example"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.name
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in E2E_MODULES or fixtures & E2E_FIXTURES:
+            item.add_marker(pytest.mark.e2e)

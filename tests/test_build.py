@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from doit_oci.registry.oci import Platform
-from doit_oci.rules.build import base_candidates, find_plan_base, load_build, local_platform
+from doit_oci.rules.build import (
+    PlanImage,
+    RegistryImage,
+    Scratch,
+    base_candidates,
+    find_plan_base,
+    load_build,
+    local_platform,
+)
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import load_plan
@@ -65,9 +73,9 @@ def test_targets_default_to_every_image_that_is_not_a_base(tmp_path: Path) -> No
     result = build(tmp_path)
     assert [u.key for u in result.units] == ["base", "app", "tool", "emulated", "amd-only"]
     assert result.wanted == ("app", "tool", "emulated", "amd-only")
-    assert result.unit("app").base_key == "base"
+    assert result.unit("app").base == PlanImage("base")
     assert result.unit("app").layer_count == 2
-    assert result.unit("base").base_key == ""
+    assert result.unit("base").base == Scratch()
     assert result.make_goals == (
         (AMD64, (str(tmp_path / "out/linux_amd64/app"), str(tmp_path / "out/linux_amd64/tool"))),
     )
@@ -86,7 +94,7 @@ def test_a_base_named_as_target_is_wanted_and_others_only_when_needed(tmp_path: 
 def test_a_build_arg_chooses_the_stage_and_so_the_base(tmp_path: Path) -> None:
     result = build(tmp_path, targets=("app",), build_args=(("V", "other"),))
     assert [u.key for u in result.units] == ["other-base", "app"]
-    assert result.unit("app").base_key == "other-base"
+    assert result.unit("app").base == PlanImage("other-base")
 
 
 def test_several_platforms_name_units_by_platform(tmp_path: Path) -> None:
@@ -172,9 +180,9 @@ def test_a_base_from_a_registry(tmp_path: Path) -> None:
     ws = workspace(tmp_path, PLAN, dockerfiles)
     result = load_build(Options(tags=("1.0",), targets=("tool",)), ws, {})
     (unit,) = result.units
-    assert (unit.base_key, unit.base_ref) == ("", "docker.io/library/base:9.9")
+    assert unit.base == RegistryImage("docker.io/library/base:9.9")
     record = tmp_path / "out/build/linux_amd64/_bases/docker.io_library_base_9.9.json"
-    assert unit.base_record == record
+    assert unit.base.record(unit.dir.parent) == record
 
 
 def test_a_base_not_built_for_the_platform(tmp_path: Path) -> None:

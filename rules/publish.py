@@ -1,0 +1,305 @@
+"""What comes after the layout, as task dicts: pushes, saves, the indexes of Python rules,
+the housekeeping tasks, and the group task over a build. No doit here (see rules.graph).
+
+    registry:<host>     one request before the first push to a registry (a setup task)
+    no-clobber          --no-clobber's check, before any push
+    push:<image>        an image to every hub and tag (and where an oci_push of it says)
+    save:<image>        its archives (--save; and where an oci_save of it says)
+    index:<image>       the multi-platform image of an oci_index, or push_index's join
+    status, gc, verify, push_index
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+from doit_oci.registry.oci import Descriptor
+from doit_oci.rules.build import Output
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.graph import SPEC_VERSION, Doit, TaskDict, image_tasks_of, task_params
+from doit_oci.rules.names import TaskName
+from doit_oci.rules.push import Destination
+from doit_oci.rules.steps import housekeeping, layout, push, save, status
+from doit_oci.rules.steps.base import base_of
+from doit_oci.rules.steps.run import Run
+
+
+@dataclass(frozen=True)
+class PushTask:
+    """One push task: what it pushes, where, and what it waits for."""
+
+    label: str  # push:<label>, push/<label>.json
+    descriptor: Callable[[], Descriptor]
+    where: tuple[Destination, ...]
+    file_dep: tuple[str, ...]
+    task_dep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SaveTask:
+    """One save task: the archives it writes of an output, and how."""
+
+    label: str  # save:<label>
+    output: Output
+    paths: tuple[Path, ...]
+    work: tuple[Callable[[], None], ...]
+
+
+@dataclass(frozen=True)
+class Extra:
+    """What Python rules add to the graph of their images: index tasks (part of the
+    group), pushes and saves (run when named; one of the same name as an output's --push
+    or --save task is merged into it)."""
+
+    indexes: tuple[TaskDict, ...] = ()
+    pushes: tuple[PushTask, ...] = ()
+    saves: tuple[SaveTask, ...] = ()
+
+
+def build_tasks(
+    doit: Doit, run: Run, group: str, prefix: str = "", extra: Extra = Extra()
+) -> Iterator[TaskDict]:
+    """Every task of ``run``'s build, ``prefix`` before each name, then ``group`` over
+    them. With --no-cache every task that does something runs, whatever doit knows."""
+    for task in _tasks(doit, run, group, prefix, extra):
+        if run.options.no_cache and task.get("actions"):
+            task["uptodate"] = [*task.get("uptodate", []), False]
+        yield task
+
+
+def _tasks(doit: Doit, run: Run, group: str, prefix: str, extra: Extra) -> Iterator[TaskDict]:
+    options = run.options
+    yield from image_tasks_of(doit, run, prefix)
+    pushes = list(output_pushes(run, prefix)) if options.push else []
+    grouped = [str(TaskName("push", spec.label, prefix=prefix)) for spec in pushes]
+    yield from push_tasks(doit, run, prefix, merged_pushes(pushes, extra.pushes))
+    saves = list(output_saves(run)) if options.save else []
+    grouped += [str(TaskName("save", spec.label, prefix=prefix)) for spec in saves]
+    for spec in merged_saves(saves, extra.saves):
+        yield save_task(doit, run, str(TaskName("save", spec.label, prefix=prefix)), spec)
+    yield from extra.indexes
+    grouped += [task["basename"] for task in extra.indexes]
+    yield from housekeeping_tasks(doit, run, prefix)
+    yield {
+        "basename": group,
+        "doc": "build the images into the OCI image layout out/oci"
+        + (" and push them" if options.push else ""),
+        "actions": None,
+        "task_dep": [str(TaskName("layout", prefix=prefix)), *grouped],
+        "params": task_params(options.plan),
+    }
+
+
+# -- pushes --------------------------------------------------------------------------------
+
+
+def output_pushes(run: Run, prefix: str) -> Iterator[PushTask]:
+    """A push per output, each after the push of the plan image it is built on (so that
+    its layers are mounted, not uploaded again), and after --no-clobber's check."""
+    checks = (str(TaskName("no-clobber", prefix=prefix)),) if run.options.no_clobber else ()
+    of_unit: dict[str, str] = {}
+    for output in run.build.outputs:
+        units = run.units_of(output)
+        below = set()
+        for unit in units:
+            upstream = base_of(run, unit).upstream
+            if upstream is not None and upstream.key in of_unit:
+                below.add(of_unit[upstream.key])
+        task = str(TaskName("push", output.label, prefix=prefix))
+        of_unit.update((key, task) for key in output.keys)
+        yield PushTask(
+            output.label,
+            partial(layout.image_descriptor, run, output),
+            tuple(push.targets(run, output)),
+            tuple(str(u.image_record) for u in units),
+            (*checks, *sorted(below)),
+        )
+
+
+def merged_pushes(ours: Sequence[PushTask], rules: Sequence[PushTask]) -> list[PushTask]:
+    """``ours``, each with the destinations of the rule push of the same name, then the
+    other rule pushes."""
+    by_label = {spec.label: spec for spec in rules}
+    merged = [
+        replace(spec, where=spec.where + by_label.pop(spec.label).where)
+        if spec.label in by_label
+        else spec
+        for spec in ours
+    ]
+    return merged + list(by_label.values())
+
+
+def push_task(doit: Doit, run: Run, prefix: str, spec: PushTask) -> TaskDict:
+    references = [f"{d.name}:{tag}" for d in spec.where for tag in d.tags]
+    checks = [
+        str(TaskName("registry", registry, prefix=prefix))
+        for registry in sorted({d.registry for d in spec.where})
+    ]
+
+    def work() -> None:
+        push.push(run, spec.label, spec.descriptor(), spec.where)
+
+    return {
+        "basename": str(TaskName("push", spec.label, prefix=prefix)),
+        "doc": f"push {spec.label} to {', '.join(references)}",
+        "actions": [doit.action(work)],
+        "file_dep": list(spec.file_dep),
+        "task_dep": list(spec.task_dep),
+        "setup": checks,
+        "targets": [str(push.record_path(run, spec.label))],
+        "uptodate": [doit.changed({"to": references, "version": SPEC_VERSION})],
+        "verbosity": 2,
+    }
+
+
+def push_tasks(doit: Doit, run: Run, prefix: str, specs: Sequence[PushTask]) -> Iterator[TaskDict]:
+    """One request to each registry before the first push to it, so that a registry that
+    cannot be reached or refuses our login stops the run with one message, not one per
+    image (a setup task: it runs only when something is pushed); then the pushes."""
+    if not specs:
+        return
+    if run.options.no_clobber and run.options.push:
+        yield {
+            "basename": str(TaskName("no-clobber", prefix=prefix)),
+            "doc": "refuse to push when a destination tag other than latest exists already",
+            "actions": [doit.action(partial(push.check_clobber, run))],
+            "verbosity": 2,
+        }
+    for registry in sorted({d.registry for spec in specs for d in spec.where}):
+        yield {
+            "basename": str(TaskName("registry", registry, prefix=prefix)),
+            "doc": f"check that {registry} answers and accepts our credentials",
+            "actions": [doit.action(partial(push.check_registry, run, registry))],
+            "verbosity": 2,
+        }
+    for spec in specs:
+        yield push_task(doit, run, prefix, spec)
+
+
+# -- saves ---------------------------------------------------------------------------------
+
+
+def output_saves(run: Run) -> Iterator[SaveTask]:
+    for output in run.build.outputs:
+        found = tuple(save.paths(run, output).values())
+        yield SaveTask(output.label, output, found, (partial(save.save, run, output),))
+
+
+def merged_saves(ours: Sequence[SaveTask], rules: Sequence[SaveTask]) -> list[SaveTask]:
+    by_label = {spec.label: spec for spec in rules}
+    merged = []
+    for spec in ours:
+        rule = by_label.pop(spec.label, None)
+        if rule is not None:
+            spec = replace(spec, paths=spec.paths + rule.paths, work=spec.work + rule.work)
+        merged.append(spec)
+    return merged + list(by_label.values())
+
+
+def save_task(doit: Doit, run: Run, name: str, spec: SaveTask) -> TaskDict:
+    def work() -> None:
+        for write in spec.work:
+            write()
+
+    return {
+        "basename": name,
+        "doc": f"save {spec.output.label} as {', '.join(str(p) for p in spec.paths)}",
+        "actions": [doit.action(work)],
+        "file_dep": [str(u.image_record) for u in run.units_of(spec.output)],
+        "targets": [str(p) for p in spec.paths],
+        "uptodate": [
+            doit.changed(
+                {
+                    "tags": spec.output.ref_names,
+                    "hubs": run.options.hubs,
+                    "version": SPEC_VERSION,
+                }
+            )
+        ],
+        "clean": True,
+    }
+
+
+# -- housekeeping --------------------------------------------------------------------------
+
+
+def _printing(lines: Callable[[], Sequence[str]]) -> Callable[[], None]:
+    def work() -> None:
+        for line in lines():
+            print(line)
+
+    return work
+
+
+def _verify(run: Run) -> None:
+    lines, damaged = housekeeping.verify(run)
+    for line in lines:
+        print(line)
+    if damaged:
+        raise UserError(
+            f"{damaged} damaged or missing blobs in {run.layout.root}",
+            "verify",
+            "run the build again: it makes them again",
+        )
+
+
+def _push_index(run: Run, output: Output) -> None:
+    for line in push.push_index(run, output):
+        print(f"pushed the index {line}")
+
+
+def command_task(
+    doit: Doit, name: str, doc: str, work: Callable[[], object], plan: str
+) -> TaskDict:
+    """A task that builds nothing: it runs when asked for, and prints what it finds."""
+    return {
+        "basename": name,
+        "doc": doc,
+        "actions": [doit.action(work)],
+        "verbosity": 2,
+        "params": task_params(plan),
+    }
+
+
+def housekeeping_tasks(doit: Doit, run: Run, prefix: str) -> Iterator[TaskDict]:
+    plan = run.options.plan
+    commands: tuple[tuple[str, str, Callable[[], object]], ...] = (
+        (
+            "status",
+            "say which images are out of date and why (nothing is built)",
+            _printing(partial(status.report, run)),
+        ),
+        (
+            "verify",
+            "hash the content store again and report (and remove) damaged blobs",
+            partial(_verify, run),
+        ),
+        (
+            "gc",
+            "remove from the content store what no image refers to",
+            _printing(partial(housekeeping.gc, run)),
+        ),
+    )
+    for step, doc, work in commands:
+        yield command_task(doit, str(TaskName(step, prefix=prefix)), doc, work, plan)
+    joins: list[str] = []
+    if run.options.hubs and not run.options.platform_tags:
+        for output in run.build.outputs:
+            joins.append(str(TaskName("index", output.label, prefix=prefix)))
+            yield {
+                "basename": joins[-1],
+                "doc": f"make {output.label} for every platform from the <tag>-<arch> images",
+                "actions": [doit.action(partial(_push_index, run, output))],
+                "verbosity": 2,
+            }
+    yield {
+        "basename": str(TaskName("push_index", prefix=prefix)),
+        "doc": "make each multi-platform image from what one machine per platform pushed"
+        " with --platform-tags (reads manifests and configs, never a layer)",
+        "actions": None,
+        "task_dep": joins,
+        "params": task_params(plan),
+    }

@@ -1,0 +1,234 @@
+"""What an image is built on, behind one interface: nothing (scratch), an image of this
+build, or an image of a registry. Each gives the manifest, config and file tree the other
+steps build on, the record they depend on, and what housekeeping and pushes need to know
+of it, so that no step asks which kind of base it has.
+
+The base step itself is here too: a registry base is resolved (``base:<reference>``) to
+the manifest of one platform and its config, kept in the content store and recorded in
+``_bases/<reference>.json``; only its manifest and config are fetched, and its layers too
+when the output is the OCI layout (which holds whole images) rather than a push.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from doit_oci.registry import oci, reference
+from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.layout import Layout
+from doit_oci.rules import bases
+from doit_oci.rules.bases import ResolvedBase
+from doit_oci.rules.build import PlanImage, RegistryImage, Scratch, Unit
+from doit_oci.rules.push import Origin
+from doit_oci.rules.steps.records import BaseRecord, ImageRecord, TreeRecord
+from doit_oci.rules.steps.run import Run
+from doit_oci.rules.tree import Tree
+
+
+class Base(Protocol):
+    """The image below a unit, as the steps see it."""
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ``scratch``, the plan image's key, or the reference."""
+        ...
+
+    @property
+    def record(self) -> Path | None:
+        """The record of it that parse and image read (their file_dep), if any."""
+        ...
+
+    @property
+    def upstream(self) -> Unit | None:
+        """The unit of this build it is, whose tasks come first."""
+        ...
+
+    @property
+    def resolves(self) -> bool:
+        """Whether a ``base`` task resolves it (a registry base)."""
+        ...
+
+    def documents(self) -> tuple[oci.Manifest, oci.ImageConfig] | None:
+        """Its manifest and config (None for scratch)."""
+        ...
+
+    def tree(self) -> Tree:
+        """What it holds, as far as it is known."""
+        ...
+
+    def roots(self) -> list[str]:
+        """Digests in the content store that its images need beyond their own records."""
+        ...
+
+    def origins(self) -> dict[str, Origin]:
+        """Its blobs that live in a registry, and where (for pushes and verify)."""
+        ...
+
+    def uptodate(self) -> bool:
+        """Whether what was resolved of it is still what it is (a registry base's tag may
+        have moved)."""
+        ...
+
+
+def _documents(layout: Layout, manifest: str, config: str) -> tuple[oci.Manifest, oci.ImageConfig]:
+    parsed = oci.Manifest.from_json(oci.parse_json_document(layout.read(manifest), "base manifest"))
+    image = oci.ImageConfig.from_json(oci.parse_json_document(layout.read(config), "base config"))
+    return parsed, image
+
+
+@dataclass(frozen=True)
+class ScratchBase:
+    label = "scratch"
+    record = None
+    upstream = None
+    resolves = False
+
+    def documents(self) -> tuple[oci.Manifest, oci.ImageConfig] | None:
+        return None
+
+    def tree(self) -> Tree:
+        return Tree(complete=True)
+
+    def roots(self) -> list[str]:
+        return []
+
+    def origins(self) -> dict[str, Origin]:
+        return {}
+
+    def uptodate(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class PlanBase:
+    """An image of this build (for the same platform and variant)."""
+
+    unit: Unit
+    layout: Layout
+    resolves = False
+
+    @property
+    def label(self) -> str:
+        return self.unit.name
+
+    @property
+    def record(self) -> Path:
+        return self.unit.image_record
+
+    @property
+    def upstream(self) -> Unit:
+        return self.unit
+
+    def documents(self) -> tuple[oci.Manifest, oci.ImageConfig]:
+        record = ImageRecord.read(self.unit.image_record)
+        return _documents(self.layout, record.manifest.digest, record.config.digest)
+
+    def tree(self) -> Tree:
+        return TreeRecord.read(self.unit.tree).tree()
+
+    def roots(self) -> list[str]:
+        return []
+
+    def origins(self) -> dict[str, Origin]:
+        return {}
+
+    def uptodate(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class RegistryBase:
+    """An image of a registry, resolved for the unit's platform by a ``base`` task."""
+
+    image: RegistryImage
+    unit: Unit
+    run: Run
+    upstream = None
+    resolves = True
+
+    @property
+    def label(self) -> str:
+        return self.image.reference
+
+    @property
+    def record(self) -> Path:
+        return self.image.record(self.unit.dir.parent)
+
+    @property
+    def reference(self) -> reference.Reference:
+        return reference.parse(self.image.reference)
+
+    def resolved(self) -> ResolvedBase:
+        return BaseRecord.read(self.record).resolved
+
+    def documents(self) -> tuple[oci.Manifest, oci.ImageConfig]:
+        resolved = self.resolved()
+        return _documents(self.run.layout, resolved.manifest.digest, resolved.config.digest)
+
+    def tree(self) -> Tree:
+        # its layers are never read: what it holds is unknown
+        return Tree(complete=False)
+
+    def roots(self) -> list[str]:
+        try:
+            return [self.resolved().manifest.digest]
+        except (OSError, ValueError):
+            return []
+
+    def origins(self) -> dict[str, Origin]:
+        try:
+            layers = self.resolved().layers
+        except (OSError, ValueError):
+            return {}
+        ref = self.reference
+        return {layer.digest: Origin(ref.registry, ref.path) for layer in layers}
+
+    # -- the base step ----------------------------------------------------------------------
+
+    def resolve(self) -> None:
+        ref = self.reference
+        client = self.run.clients.get(ref.registry)
+        layout = self.run.layout
+        resolved = bases.resolve(client, ref, self.unit.platform, layout)
+        if not self.run.options.push:
+            # the layout holds whole images: bring the base's layers into the store once
+            for layer in resolved.layers:
+                if not layout.has_blob(layer.digest):
+                    bases.fetch_blob(client, ref.path, layer, layout)
+        BaseRecord(resolved).write(self.record)
+
+    def uptodate(self) -> bool:
+        """Resolved before, blobs at hand, and (for a tag) the tag still points there: a
+        HEAD request. A base pinned by digest is never asked for again."""
+        try:
+            resolved = self.resolved()
+        except (OSError, ValueError):
+            return False
+        needed = [resolved.manifest, resolved.config]
+        if not self.run.options.push:
+            needed.extend(resolved.layers)
+        if not all(self.run.layout.has_blob(d.digest) for d in needed):
+            return False
+        ref = self.reference
+        if ref.digest:
+            return True
+        try:
+            head = self.run.clients.get(ref.registry).head_manifest(ref.path, ref.identifier)
+        except RegistryError:
+            return False
+        return head is not None and head.digest == resolved.top
+
+
+AnyBase = ScratchBase | PlanBase | RegistryBase
+
+
+def base_of(run: Run, unit: Unit) -> AnyBase:
+    """The base of ``unit``: the one place that looks at what kind it is."""
+    below = unit.base
+    if isinstance(below, Scratch):
+        return ScratchBase()
+    if isinstance(below, PlanImage):
+        return PlanBase(run.unit(below.key), run.layout)
+    return RegistryBase(below, unit, run)

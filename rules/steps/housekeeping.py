@@ -1,0 +1,76 @@
+"""gc and verify: the content store kept whole and small, without destroying what another
+build, plan or run made.
+
+- gc removes the blobs that no name of out/oci/index.json reaches and no record of any
+  build in this state folder needs (a registry base's manifest, a layer not named yet),
+  and the temp files of runs that were killed; it never drops a name.
+- verify hashes every blob again (a damaged one is removed: the next build makes it
+  again) and walks every name of index.json, reporting each missing blob once with the
+  names that need it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from doit_oci.registry import oci
+from doit_oci.rules.steps.push import origins
+from doit_oci.rules.steps.run import Run
+
+
+def _digests(document: Any) -> Iterator[str]:
+    """Every ``"digest"`` value in a record, at any depth."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "digest" and isinstance(value, str) and oci.is_digest(value):
+                yield value
+            else:
+                yield from _digests(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _digests(item)
+
+
+def roots(run: Run) -> set[str]:
+    """The blobs the records of every build in this state folder name."""
+    found: set[str] = set()
+    if not run.records.is_dir():
+        return found
+    for path in sorted(run.records.rglob("*.json")):
+        try:
+            found.update(_digests(json.loads(path.read_bytes())))
+        except (OSError, ValueError):
+            continue  # not a record of ours
+    return found
+
+
+def gc(run: Run) -> list[str]:
+    """Remove what nothing needs; the lines to print."""
+    result = run.layout.gc(roots(run))
+    return [
+        f"gc: removed {result.removed} blobs ({_size(result.removed_bytes)}), kept {result.kept}"
+    ]
+
+
+def verify(run: Run) -> tuple[list[str], int]:
+    """Check every blob and every name: the lines to print and how many blobs are damaged
+    or missing."""
+    elsewhere = set(origins(run)) if run.options.push else set()
+    damage = run.layout.verify(roots(run), elsewhere)
+    lines = []
+    for item in damage:
+        needed = ", ".join(name for name in item.needed_by if name)
+        who = f" (needed by {needed})" if needed else ""
+        if item.problem == "damaged":
+            lines.append(f"verify: blob {item.digest} held other bytes: removed{who}")
+        else:
+            lines.append(f"verify: blob {item.digest} is missing from {run.layout.root}{who}")
+    if not damage:
+        lines.append(f"verify: every blob of {run.layout.root} matches its digest")
+    return lines, len(damage)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count} B"

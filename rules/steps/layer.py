@@ -1,0 +1,103 @@
+"""layer:<image>.<K>: the K-th layer of an image, streamed from the files its inputs
+record names into a blob of the content store (layer-K.json says which), or taken from
+the remote layer cache (--cache-repo) when any runner made it from the same inputs.
+
+Up to date when its inputs record is unchanged (doit's file check), the compression, epoch
+and cache repository are the same (values) and its blob is still in the store, or in the
+cache repository for a run that pushes (then it is mounted, never downloaded).
+"""
+
+from __future__ import annotations
+
+from doit_oci.registry.errors import RegistryError
+from doit_oci.rules.build import Unit
+from doit_oci.rules.layer import LayerBlob, write_layer
+from doit_oci.rules.steps.records import LayerInputs, LayerRecord, RecordError, made_from
+from doit_oci.rules.steps.run import Run, warn
+
+
+def layer(run: Run, unit: Unit, index: int) -> None:
+    inputs = unit.inputs(index)
+    entries = LayerInputs.read(inputs).entries
+    made = made_from([inputs])
+    if not entries:
+        LayerRecord(None, made).write(unit.layer(index))
+        return
+    options = run.options
+    cached = from_cache(run, unit, index)
+    if cached is not None:
+        LayerRecord(cached, made, options.cache_repo).write(unit.layer(index))
+        return
+    blob = write_layer(
+        entries,
+        run.workspace,
+        run.layout,
+        options.layer_compression,
+        options.epoch,
+        run.digests.known,
+    )
+    LayerRecord(blob, made).write(unit.layer(index))
+    to_cache(run, unit, index, blob)
+
+
+def uptodate(run: Run, unit: Unit, index: int) -> bool:
+    """The blob the record names is still in the store (or in the cache repository, for a
+    run that pushes)."""
+    try:
+        record = LayerRecord.read(unit.layer(index))
+    except (OSError, RecordError):
+        return False
+    if record.blob is None or run.layout.has_blob(record.blob.descriptor.digest):
+        return True
+    options = run.options
+    return bool(options.push and options.cache_repo and record.cached == options.cache_repo)
+
+
+# -- the remote layer cache (--cache-repo) -------------------------------------------------
+
+
+def _cache_key(run: Run, unit: Unit, index: int) -> str:
+    from doit_oci.rules.layercache import cache_key
+
+    options = run.options
+    return cache_key(unit.inputs(index).read_bytes(), options.layer_compression, options.epoch)
+
+
+def from_cache(run: Run, unit: Unit, index: int) -> LayerBlob | None:
+    """The layer any runner made from the same inputs, from the cache repository; its blob
+    is fetched into the store unless this run pushes (then it is mounted)."""
+    if not run.options.cache_repo:
+        return None
+    from doit_oci.rules import bases
+    from doit_oci.rules.layercache import CacheRepo, lookup
+
+    repo = CacheRepo.parse(run.options.cache_repo)
+    client = run.clients.get(repo.registry)
+    try:
+        hit = lookup(client, repo, _cache_key(run, unit, index), warn=warn)
+    except RegistryError as exc:
+        warn(f"layer cache {repo}: {exc}; building the layer")
+        return None
+    if hit is None:
+        return None
+    if not run.layout.has_blob(hit.descriptor.digest) and not run.options.push:
+        bases.fetch_blob(client, repo.repository, hit.descriptor, run.layout)
+    return hit
+
+
+def to_cache(run: Run, unit: Unit, index: int, blob: LayerBlob) -> None:
+    """Put a layer this run made into the cache repository, for the next runner."""
+    if not run.options.cache_repo:
+        return
+    from doit_oci.registry.client import BlobSource
+    from doit_oci.rules.layercache import CacheRepo, store
+
+    repo = CacheRepo.parse(run.options.cache_repo)
+    client = run.clients.get(repo.registry)
+    source = BlobSource.from_file(
+        run.layout.blob_path(blob.descriptor.digest), blob.descriptor.digest
+    )
+    try:
+        store(client, repo, _cache_key(run, unit, index), blob, source)
+    except RegistryError as exc:
+        warn(f"layer cache {repo}: {exc}; the layer is not cached")
