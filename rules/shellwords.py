@@ -21,6 +21,8 @@ import json
 import re
 from collections.abc import Mapping
 
+from doit_oci.rules.golang import SPACES, is_space
+
 __all__ = [
     "ExpandError",
     "expand_word",
@@ -30,12 +32,6 @@ __all__ = [
     "split_raw_words",
 ]
 
-# Go's unicode.IsSpace: the Latin-1 spaces plus the other Unicode White_Space code points.
-_SPACES = frozenset(
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-_SPACES_TEXT = "".join(sorted(_SPACES))
 # The parser's reWhitespace, which splits the legacy "KEY value" form (no newline in it).
 _LEGACY_SEPARATOR = re.compile(r"[\t\v\f\r ]+")
 # Shell special parameters: after "$" each is a (one-character) name of its own.
@@ -54,10 +50,6 @@ def _check_escape(escape: str) -> None:
         raise ExpandError(f"invalid escape token {escape!r} does not match ` or \\")
 
 
-def _is_space(ch: str) -> bool:
-    return ch in _SPACES
-
-
 class _Words:
     """Collects the words of ``ProcessWords`` as characters arrive."""
 
@@ -68,7 +60,7 @@ class _Words:
 
     def add_char(self, ch: str) -> None:
         """An unquoted character: whitespace ends a non-empty word and is dropped."""
-        if not _is_space(ch):
+        if not is_space(ch):
             self.add_raw_char(ch)
         elif self.in_word and self.word:
             self.words.append(self.word)
@@ -342,7 +334,7 @@ def split_raw_words(text: str, escape: str = "\\") -> list[str]:
                 i += 1
             word.append(ch)
             continue
-        if _is_space(ch):
+        if is_space(ch):
             if word:
                 words.append("".join(word))
                 word = []
@@ -369,7 +361,7 @@ def split_key_values(text: str, escape: str = "\\") -> list[tuple[str, str]]:
     has no ``=``, the legacy form applies: ``KEY value with spaces`` is one pair, split at the
     first blank.  Empty (or all-blank) text gives ``[]``.
     """
-    rest = text.strip(_SPACES_TEXT)
+    rest = text.strip(SPACES)
     words = split_raw_words(rest, escape)
     if not words:
         return []
@@ -405,7 +397,7 @@ def split_json_or_shell(text: str) -> list[str] | None:
     valid JSON.  A valid JSON array holding anything but strings is an error in Docker, so it
     raises :class:`ExpandError` rather than falling back to the shell form.
     """
-    rest = text.lstrip(_SPACES_TEXT)
+    rest = text.lstrip(SPACES)
     if not rest.startswith("["):
         return None
     try:
