@@ -33,6 +33,7 @@ from typing import Protocol
 from doit_oci.rules.dockerfile import CopyStep
 from doit_oci.rules.dockerignore import IgnoreError, load
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.golang import BadPattern, match_regex
 from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree, image_path, parents
 
 _WILDCARD = re.compile(r"[*?\[]")
@@ -358,61 +359,6 @@ def _display(path: Path, workspace: Path) -> str:
         return str(path)
 
 
-def _glob_regex(component: str) -> re.Pattern[str]:
-    """Go's filepath.Match for one path component: ``*``, ``?``, ``[...]`` and ``[^...]``
-    classes with ranges, and ``\\`` escapes. As in Go, only ``^`` negates a class, and a
-    ``-`` or ``]`` inside one must be escaped; a malformed pattern raises ValueError."""
-    out = []
-    i = 0
-    size = len(component)
-
-    def char(at: int) -> tuple[str, int]:
-        """One character of a class (maybe escaped), and where the next one starts."""
-        if at >= size or component[at] in "-]":
-            raise ValueError(f"bad character class in {component!r}")
-        if component[at] == "\\":
-            at += 1
-            if at >= size:
-                raise ValueError(f"bad character class in {component!r}")
-        return component[at], at + 1
-
-    while i < size:
-        ch = component[i]
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            if i + 1 >= size:
-                raise ValueError(f"trailing '\\' in {component!r}")
-            i += 1
-            out.append(re.escape(component[i]))
-        elif ch == "[":
-            i += 1
-            negate = i < size and component[i] == "^"
-            if negate:
-                i += 1
-            items = []
-            count = 0
-            while not (i < size and component[i] == "]" and count):
-                low, i = char(i)
-                high = low
-                if i < size and component[i] == "-":
-                    high, i = char(i + 1)
-                count += 1
-                if low <= high:  # Go accepts a backwards range, which matches nothing
-                    items.append(re.escape(low) + ("-" + re.escape(high) if high != low else ""))
-            body = "".join(items)
-            if negate:
-                out.append(f"[^/{body}]")
-            else:
-                out.append(f"[{body}]" if body else "(?!)")
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
 def _clean_source(source: str, where: str, keyword: str) -> str:
     if source.startswith("/"):
         raise UserError(
@@ -458,8 +404,8 @@ def find_sources(context: Context, source: str, where: str, keyword: str) -> lis
             matches = [m for m in matches if context.node(m, where) is not None]
             continue
         try:
-            regex = _glob_regex(component)
-        except ValueError as exc:
+            regex = match_regex(component)
+        except BadPattern as exc:
             raise UserError(
                 f"bad wildcard in {source!r}: {exc}", where, "fix the pattern"
             ) from None
