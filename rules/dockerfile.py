@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from doit_oci.registry.oci import ContainerConfig, ImageConfig, Platform
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.golang import SPACES, clean
 from doit_oci.rules.shellwords import (
     ExpandError,
     expand_word,
@@ -65,11 +66,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # BuildKit's parser directives; an unknown one ends the directives like any comment.
 _DIRECTIVES = frozenset({"escape", "syntax", "check"})
 _DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*\Z")
-# Go's unicode.IsSpace, which BuildKit's parser trims lines with.
-_SPACES = (
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
 _COMMAND = re.compile(r"[\t\v\f\r ]+")
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://|git@")
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
@@ -242,7 +238,7 @@ def read_dockerfile(text: str, path: str, ignore_runs: bool = False) -> Dockerfi
             stages.append(Stage(len(stages), name, image, platform, from_ins, tuple(current)))
 
     for line, content in lines:
-        word, *rest = _COMMAND.split(content.strip(_SPACES), maxsplit=1)
+        word, *rest = _COMMAND.split(content.strip(SPACES), maxsplit=1)
         keyword = word.upper()
         ins = Instruction(keyword, rest[0] if rest else "", line, f"{path}:{line}")
         if keyword not in KNOWN:
@@ -284,7 +280,7 @@ def _logical_lines(text: str, path: str) -> tuple[str, list[tuple[int, str]]]:
     escape = "\\"
     seen: set[str] = set()
     for number, raw in enumerate(lines, start=1):
-        match = _DIRECTIVE.match(raw.lstrip(_SPACES))
+        match = _DIRECTIVE.match(raw.lstrip(SPACES))
         if not match or match.group(1).lower() not in _DIRECTIVES:
             break
         name, value = match.group(1).lower(), match.group(2)
@@ -322,7 +318,7 @@ def _instructions(lines: list[str], escape: str) -> list[tuple[int, str]]:
     continuing = False
     in_directives = True
     for raw in lines:
-        stripped = raw.lstrip(_SPACES)
+        stripped = raw.lstrip(SPACES)
         if in_directives and _DIRECTIVE.match(stripped):
             prepared.append("#")
             continue
@@ -331,11 +327,11 @@ def _instructions(lines: list[str], escape: str) -> list[tuple[int, str]]:
             prepared.append("#")
             continue
         prepared.append(raw)
-        continuing = not stripped.startswith("#") and raw.rstrip(_SPACES).endswith(escape)
+        continuing = not stripped.startswith("#") and raw.rstrip(SPACES).endswith(escape)
     if continuing:
         # a continuation at the end of the file ends there (dockerfile-parse drops it)
         last = max(i for i, line in enumerate(prepared) if line != "#")
-        prepared[last] = prepared[last].rstrip(_SPACES)[: -len(escape)]
+        prepared[last] = prepared[last].rstrip(SPACES)[: -len(escape)]
     if escape != "\\" and prepared:
         prepared[0] = f"# escape={escape}"
     parser = DockerfileParser(
@@ -346,7 +342,7 @@ def _instructions(lines: list[str], escape: str) -> list[tuple[int, str]]:
     for item in parser.structure:
         if item["instruction"] == "COMMENT":
             continue
-        word = str(item["content"]).lstrip(_SPACES).split(None, 1)[0]
+        word = str(item["content"]).lstrip(SPACES).split(None, 1)[0]
         value = str(item["value"])
         out.append((int(item["startline"]) + 1, f"{word} {value}" if value else word))
     return out
@@ -778,8 +774,7 @@ def _expand_words(ins: Instruction, text: str, env: Mapping[str, str], escape: s
 
 def _absolute(workdir: str, path: str) -> str:
     """``path`` made absolute against ``workdir`` and cleaned, as Go's path.Clean does."""
-    full = posixpath.normpath(posixpath.join(workdir or "/", path))
-    return "/" + full.lstrip("/")
+    return "/" + clean(posixpath.join(workdir or "/", path)).lstrip("/")
 
 
 def _is_signal(text: str) -> bool:
