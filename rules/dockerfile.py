@@ -27,16 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from doit_oci.registry.oci import ContainerConfig, ImageConfig, Platform
+from doit_oci.rules.argsplit import split_json_or_shell, split_key_values, split_raw_words
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.golang import SPACES, clean
-from doit_oci.rules.shellwords import (
-    ExpandError,
-    expand_word,
-    expand_words,
-    split_json_or_shell,
-    split_key_values,
-    split_raw_words,
-)
+from doit_oci.rules.shellwords import ExpandError, expand_word, expand_words
 
 KNOWN = frozenset(
     {
