@@ -16,14 +16,9 @@ from pathlib import Path
 
 from doit_oci.registry import reference
 from doit_oci.registry.oci import Platform
-from doit_oci.rules.dockerfile import (
-    Chain,
-    Dockerfile,
-    automatic_args,
-    expand_in,
-    read_dockerfile,
-    select_chain,
-)
+from doit_oci.rules.dockerfile.model import Chain, Dockerfile
+from doit_oci.rules.dockerfile.read import read_dockerfile
+from doit_oci.rules.dockerfile.stages import automatic_args, expand_in, select_chain
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import ImagePlan, Plan, load_plan

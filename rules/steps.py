@@ -29,7 +29,8 @@ from doit_oci.rules import bases
 from doit_oci.rules.bases import ResolvedBase
 from doit_oci.rules.build import Build, Output, Unit
 from doit_oci.rules.digests import DigestCache
-from doit_oci.rules.dockerfile import CopyStep, evaluate
+from doit_oci.rules.dockerfile.evaluate import evaluate
+from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.layer import LayerBlob, write_layer
 from doit_oci.rules.progress import progress_display

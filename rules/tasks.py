@@ -39,7 +39,7 @@ from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.build import Build, Output, Unit, load_build, state_dir
 from doit_oci.rules.digests import DigestCache
-from doit_oci.rules.dockerfile import build_arg_names
+from doit_oci.rules.dockerfile.read import build_arg_names
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
 from doit_oci.rules.options import DEFAULT_PLAN, OPTIONS, cache_dir_from, read_options

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from doit_oci.rules.dockerfile import CopyStep
+from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.dockerignore import IgnoreError, load
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.golang import BadPattern, match_regex

@@ -15,17 +15,10 @@ from typing import Any
 import pytest
 
 from doit_oci.registry.oci import ContainerConfig, ImageConfig, Platform
-from doit_oci.rules.dockerfile import (
-    DEFAULT_PATH,
-    CopyStep,
-    HistoryStep,
-    ImageSpec,
-    automatic_args,
-    build_arg_names,
-    evaluate,
-    read_dockerfile,
-    select_chain,
-)
+from doit_oci.rules.dockerfile.evaluate import DEFAULT_PATH, evaluate
+from doit_oci.rules.dockerfile.model import CopyStep, HistoryStep, ImageSpec
+from doit_oci.rules.dockerfile.read import build_arg_names, read_dockerfile
+from doit_oci.rules.dockerfile.stages import automatic_args, select_chain
 from doit_oci.rules.errors import UserError
 
 PATH = "img/Dockerfile"

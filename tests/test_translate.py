@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from doit_oci.rules.digests import DigestCache, file_digest
-from doit_oci.rules.dockerfile import CopyStep
+from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.translate import ContextDir, PlanContext, find_sources, parse_chown, plan_copy
 from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree
