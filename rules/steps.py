@@ -28,14 +28,16 @@ from doit_oci.registry.layout import Layout
 from doit_oci.rules import bases
 from doit_oci.rules.bases import ResolvedBase
 from doit_oci.rules.build import Build, Output, Unit
+from doit_oci.rules.context import Context, ContextDir
+from doit_oci.rules.copyplan import plan_copy
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.dockerfile.evaluate import evaluate
 from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.layer import LayerBlob, write_layer
+from doit_oci.rules.plancontext import PlanContext
 from doit_oci.rules.progress import progress_display
 from doit_oci.rules.push import Destination, Origin, Progress, Pusher, destinations
-from doit_oci.rules.translate import Context, ContextDir, PlanContext, plan_copy
 from doit_oci.rules.tree import Entry, Tree
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from doit_oci.rules.chown import parse_chown
+from doit_oci.rules.context import ContextDir, find_sources
+from doit_oci.rules.copyplan import plan_copy
 from doit_oci.rules.digests import DigestCache, file_digest
 from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.translate import ContextDir, PlanContext, find_sources, parse_chown, plan_copy
+from doit_oci.rules.plancontext import PlanContext
 from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree
 
 WHERE = "Dockerfile:7"
