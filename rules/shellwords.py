@@ -168,47 +168,6 @@ class _Lexer:
                     self.pos += 1
             result.append(ch)
 
-    def _name(self) -> str:
-        """A variable name: letters, digits and "_"; a run of digits; or one special char."""
-        ch = self._peek()
-        start = self.pos
-        if ch.isdecimal():
-            while self._peek().isdecimal():
-                self.pos += 1
-            return self.text[start : self.pos]
-        if ch and ch in _SPECIAL_PARAMETERS:
-            self.pos += 1
-            return ch
-        while (ch := self._peek()) and (ch.isalpha() or ch.isdecimal() or ch == "_"):
-            self.pos += 1
-        return self.text[start : self.pos]
-
-    def _braced_end(self, pos: int) -> int:
-        """Where the ``${`` opened just before ``pos`` closes (for messages only)."""
-        depth = 1
-        while pos < len(self.text):
-            ch = self.text[pos]
-            if ch == self.escape:
-                pos += 2
-                continue
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return pos + 1
-            pos += 1
-        return len(self.text)
-
-    def _unterminated(self, start: int) -> ExpandError:
-        return ExpandError(f"unterminated substitution {self.text[start:]}: missing '}}'")
-
-    def _unsupported(self, start: int, end: int, modifier: str) -> ExpandError:
-        return ExpandError(
-            f"bad substitution {self.text[start:end]}: unsupported modifier {modifier!r} "
-            f"({_SUPPORTED})"
-        )
-
     def _dollar(self) -> str:
         """A ``$`` substitution, starting at the ``$``."""
         start = self.pos
@@ -222,51 +181,105 @@ class _Lexer:
         self.pos += 1
         ch = self._peek()
         if not ch:
-            raise self._unterminated(start)
+            raise _unterminated(self.text, start)
         if ch in "{}:":
-            snippet = self.text[start : self._braced_end(self.pos)]
+            snippet = self.text[start : _braced_end(self.text, self.pos, self.escape)]
             raise ExpandError(f"bad substitution {snippet}: missing variable name")
         name = self._name()
         ch = self._next()
         if ch == "}":
             return self.env.get(name, "")
         if not ch:
-            raise self._unterminated(start)
+            raise _unterminated(self.text, start)
 
         modifier = ch
         null_is_unset = ch == ":"
         if null_is_unset:
             ch = self._next()
             if not ch:
-                raise self._unterminated(start)
+                raise _unterminated(self.text, start)
             if ch == "}":
-                raise self._unsupported(start, self.pos, ":")
+                raise _unsupported(self.text, start, self.pos, ":")
             modifier += ch
         elif ch not in "+-?#%/":
             if name in _SPECIAL_PARAMETERS and (ch.isalnum() or ch == "_"):
                 modifier = name  # a prefix operator such as ${#NAME} or ${!NAME}
-            raise self._unsupported(start, self._braced_end(self.pos), modifier)
+            end = _braced_end(self.text, self.pos, self.escape)
+            raise _unsupported(self.text, start, end, modifier)
 
         try:
             word, _ = self.process("}")
         except ExpandError:
             if self.pos >= len(self.text):
-                raise self._unterminated(start) from None
+                raise _unterminated(self.text, start) from None
             raise
 
         if ch not in "+-?":
-            raise self._unsupported(start, self.pos, modifier)
-        value = self.env.get(name)
-        empty = value is None or (null_is_unset and value == "")
-        if ch == "-":
-            return word if empty or value is None else value
-        if ch == "+":
-            return "" if empty else word
-        if value is None:
-            raise ExpandError(f"{name}: {word or 'is not allowed to be unset'}")
-        if empty:
-            raise ExpandError(f"{name}: {word or 'is not allowed to be empty'}")
-        return value
+            raise _unsupported(self.text, start, self.pos, modifier)
+        return _substitute(name, ch, null_is_unset, word, self.env.get(name))
+
+    def _name(self) -> str:
+        """A variable name: letters, digits and "_"; a run of digits; or one special char."""
+        start = self.pos
+        self.pos = _name_end(self.text, start)
+        return self.text[start : self.pos]
+
+
+def _name_end(text: str, pos: int) -> int:
+    """Where the variable name at ``text[pos]`` ends (``pos`` when there is none)."""
+    ch = text[pos] if pos < len(text) else ""
+    if ch.isdecimal():
+        while pos < len(text) and text[pos].isdecimal():
+            pos += 1
+        return pos
+    if ch and ch in _SPECIAL_PARAMETERS:
+        return pos + 1
+    while pos < len(text) and (text[pos].isalpha() or text[pos].isdecimal() or text[pos] == "_"):
+        pos += 1
+    return pos
+
+
+def _substitute(name: str, op: str, null_is_unset: bool, word: str, value: str | None) -> str:
+    """``${name-word}``, ``${name+word}``, ``${name?word}`` (``:`` before ``op`` also takes an
+    empty value for unset), given the variable's ``value`` (None when unset)."""
+    empty = value is None or (null_is_unset and value == "")
+    if op == "-":
+        return word if empty or value is None else value
+    if op == "+":
+        return "" if empty else word
+    if value is None:
+        raise ExpandError(f"{name}: {word or 'is not allowed to be unset'}")
+    if empty:
+        raise ExpandError(f"{name}: {word or 'is not allowed to be empty'}")
+    return value
+
+
+def _braced_end(text: str, pos: int, escape: str) -> int:
+    """Where the ``${`` opened just before ``pos`` closes (for messages only)."""
+    depth = 1
+    while pos < len(text):
+        ch = text[pos]
+        if ch == escape:
+            pos += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return pos + 1
+        pos += 1
+    return len(text)
+
+
+def _unterminated(text: str, start: int) -> ExpandError:
+    return ExpandError(f"unterminated substitution {text[start:]}: missing '}}'")
+
+
+def _unsupported(text: str, start: int, end: int, modifier: str) -> ExpandError:
+    return ExpandError(
+        f"bad substitution {text[start:end]}: unsupported modifier {modifier!r} ({_SUPPORTED})"
+    )
 
 
 def _lex(text: str, env: Mapping[str, str], escape: str) -> tuple[str, list[str]]:
