@@ -9,7 +9,7 @@ directory of the plan at any depth; ambiguous or missing sources list the candid
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,26 +81,11 @@ class PlanContext:
         return deps[0] / rest if rest else deps[0]
 
     def _ambiguous(self, source: str, name: str, deps: Sequence[Path], where: str) -> UserError:
-        listed = ", ".join(display(d, self.workspace) for d in deps)
-        return UserError(
-            f"source {source!r} is ambiguous: the image lists several files named {name!r}"
-            f" ({listed})",
-            where,
-            "rename one of them or use a 'context:' directory",
-        )
+        return _ambiguous(source, name, [display(d, self.workspace) for d in deps], where)
 
     def _listed(self, vpath: str) -> bool:
         """Whether ``vpath`` is a listed file or directory itself, not something below."""
         return not self._split(vpath)[2]
-
-    def _normalised(self, vpath: str, node: Node | None) -> Node | None:
-        if node is None or node.real is None or node.kind == SYMLINK:
-            return node
-        if node.kind == FILE and self._listed(vpath):
-            mode = 0o755 if node.mode & 0o111 else node.mode | 0o444
-        else:
-            mode = node.mode | 0o444
-        return replace(node, mode=mode)
 
     def node(self, vpath: str, where: str) -> Node | None:
         real = self._real(vpath, where)
@@ -123,7 +108,7 @@ class PlanContext:
             target = Path(os.path.realpath(real))
             if target.exists():
                 node = read_node(target, str(target), where)
-        return self._normalised(vpath, node)
+        return _docker_copy_mode(node, self._listed(vpath))
 
     def listdir(self, vpath: str, where: str) -> list[str]:
         real = self._real(vpath, where)
@@ -165,15 +150,7 @@ class PlanContext:
         by_name = self._named.get(parts[-1], [])
         if len(by_name) > 1:
             raise self._ambiguous(pattern, parts[-1], by_name, where)
-        found = [parts[-1]] if by_name else []
-        if not found:
-            for i, part in enumerate(parts[:-1]):
-                rest = "/".join(parts[i + 1 :])
-                vpath = f"{part}/{rest}"
-                for dep in self._named.get(part, []):
-                    inside = dep.is_dir() and ((dep / rest).exists() or (dep / rest).is_symlink())
-                    if inside and vpath not in found:
-                        found.append(vpath)
+        found = [parts[-1]] if by_name else _in_listed_dirs(parts, self._named)
         if len(found) > 1:
             listed = ", ".join(display(d, self.workspace) for d in self.candidates)
             raise UserError(
@@ -189,3 +166,37 @@ def _add_distinct(table: dict[str, list[Path]], name: str, dep: Path) -> None:
     real = os.path.realpath(dep)
     if all(os.path.realpath(other) != real for other in known):
         known.append(dep)
+
+
+def _ambiguous(source: str, name: str, listed: Sequence[str], where: str) -> UserError:
+    return UserError(
+        f"source {source!r} is ambiguous: the image lists several files named {name!r}"
+        f" ({', '.join(listed)})",
+        where,
+        "rename one of them or use a 'context:' directory",
+    )
+
+
+def _docker_copy_mode(node: Node | None, listed: bool) -> Node | None:
+    """``node`` with the mode docker-copy.sh gives it (``listed``: named in the plan)."""
+    if node is None or node.real is None or node.kind == SYMLINK:
+        return node
+    if node.kind == FILE and listed:
+        mode = 0o755 if node.mode & 0o111 else node.mode | 0o444
+    else:
+        mode = node.mode | 0o444
+    return replace(node, mode=mode)
+
+
+def _in_listed_dirs(parts: Sequence[str], named: Mapping[str, Sequence[Path]]) -> list[str]:
+    """The seed's search at any depth: ``a/b/c`` is ``b/c`` inside a listed directory ``a``,
+    or ``c`` inside a listed ``b``; every match, in that order."""
+    found: list[str] = []
+    for i, part in enumerate(parts[:-1]):
+        rest = "/".join(parts[i + 1 :])
+        vpath = f"{part}/{rest}"
+        for dep in named.get(part, []):
+            inside = dep.is_dir() and ((dep / rest).exists() or (dep / rest).is_symlink())
+            if inside and vpath not in found:
+                found.append(vpath)
+    return found
