@@ -18,7 +18,7 @@ from doit_oci.registry import reference
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.dockerfile.model import Chain, Dockerfile
 from doit_oci.rules.dockerfile.read import read_dockerfile
-from doit_oci.rules.dockerfile.stages import automatic_args, expand_in, select_chain
+from doit_oci.rules.dockerfile.stages import automatic_args, root_platform, select_chain
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import ImagePlan, Plan, load_plan
@@ -299,9 +299,7 @@ def load_build(
         chain = select_chain(dockerfile(image, plan), args)
         root = chain.stages[0]
         if root.platform:
-            wanted_platform = expand_in(
-                root.from_line, root.platform, args, chain.dockerfile.escape
-            )
+            wanted_platform = root_platform(chain, args)
             if wanted_platform != str(plan.platform):
                 raise root.from_line.fail(
                     f"FROM --platform={wanted_platform} differs from the platform being built"

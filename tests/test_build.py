@@ -192,3 +192,33 @@ def test_unknown_target(tmp_path: Path) -> None:
     ws = workspace(tmp_path, PLAN, DOCKERFILES)
     with pytest.raises(UserError, match="unknown target 'nope'"):
         load_build(Options(targets=("nope",)), ws, {})
+
+
+@pytest.mark.parametrize(
+    ("from_line", "build_args"),
+    [
+        # a global ARG's default, as BuildKit expands --platform
+        ("ARG ARCH=amd64\nFROM --platform=linux/${ARCH} base", ()),
+        # a build arg overrides the default
+        ("ARG ARCH=arm64\nFROM --platform=linux/${ARCH} base", (("ARCH", "amd64"),)),
+        # the automatic platform ARGs, declared or not
+        ("FROM --platform=$TARGETPLATFORM base", ()),
+        ("ARG TARGETOS\nFROM --platform=${TARGETOS}/amd64 base", ()),
+    ],
+)
+def test_from_platform_is_expanded_in_the_global_args(
+    tmp_path: Path, from_line: str, build_args: tuple[tuple[str, str], ...]
+) -> None:
+    dockerfiles = {**DOCKERFILES, "tool.Dockerfile": from_line + "\nCOPY tool /tool\n"}
+    ws = workspace(tmp_path, PLAN, dockerfiles)
+    options = Options(tags=("1.0",), targets=("tool",), build_args=build_args)
+    assert load_build(options, ws, {}).unit("tool").base_key == "base"
+
+
+def test_from_platform_sees_no_undeclared_build_arg(tmp_path: Path) -> None:
+    # as in BuildKit: a build arg reaches FROM lines only through an ARG before the first FROM
+    dockerfiles = {**DOCKERFILES, "tool.Dockerfile": "FROM --platform=linux/$ARCH base\n"}
+    ws = workspace(tmp_path, PLAN, dockerfiles)
+    options = Options(tags=("1.0",), targets=("tool",), build_args=(("ARCH", "amd64"),))
+    with pytest.raises(UserError, match=r"FROM --platform=linux/ differs"):
+        load_build(options, ws, {})

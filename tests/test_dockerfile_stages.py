@@ -14,7 +14,7 @@ from dockerfiles import AMD64, PATH, build, dockerfile
 
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.dockerfile.read import read_dockerfile
-from doit_oci.rules.dockerfile.stages import automatic_args, select_chain
+from doit_oci.rules.dockerfile.stages import automatic_args, root_platform, select_chain
 from doit_oci.rules.errors import UserError
 
 # --- select_chain: FROM lines, global ARGs, targets ------------------------------------------
@@ -246,3 +246,22 @@ def test_automatic_args() -> None:
         "BUILDARCH": "amd64",
         "BUILDVARIANT": "",
     }
+
+
+@pytest.mark.parametrize(
+    ("lines", "args", "expected"),
+    [
+        (("FROM scratch",), {}, ""),
+        (("ARG ARCH=amd64", "FROM --platform=linux/${ARCH} scratch"), {}, "linux/amd64"),
+        (("ARG ARCH=amd64", "FROM --platform=linux/$ARCH a"), {"ARCH": "s390x"}, "linux/s390x"),
+        (("FROM --platform=$BUILDPLATFORM scratch",), {}, "linux/amd64"),
+        (("ARG P=${TARGETOS}/arm64", "FROM --platform=$P scratch"), {}, "linux/arm64"),
+        (("FROM --platform=linux/$ARCH scratch",), {"ARCH": "arm64"}, "linux/"),  # undeclared
+        # the root stage's, where the chain starts
+        (("FROM --platform=linux/amd64 scratch AS a", "FROM a"), {}, "linux/amd64"),
+    ],
+)
+def test_root_platform(lines: tuple[str, ...], args: dict[str, str], expected: str) -> None:
+    build_args = {**AMD64, **args}
+    chain = select_chain(read_dockerfile(dockerfile(*lines), PATH), build_args)
+    assert root_platform(chain, build_args) == expected

@@ -117,3 +117,15 @@ def select_chain(df: Dockerfile, build_args: Mapping[str, str], target: str = ""
                 f"FROM {image} names a stage defined later", "stages can only build on earlier ones"
             )
         return Chain(df, tuple(reversed(chain)), image, stage.from_line.where, tuple(declared))
+
+
+def root_platform(chain: Chain, build_args: Mapping[str, str]) -> str:
+    """The root stage's ``FROM --platform`` expanded as BuildKit expands it, like the image
+    name: in the automatic platform ARGs and the global ARGs (their defaults, or the build
+    args passed for them), not in undeclared build args. "" when it has none."""
+    root = chain.stages[0]
+    if not root.platform:
+        return ""
+    env = {name: value for name, value in build_args.items() if name in _AUTOMATIC}
+    env.update((name, value) for name, value in chain.global_args if value is not None)
+    return expand_in(root.from_line, root.platform, env, chain.dockerfile.escape)
