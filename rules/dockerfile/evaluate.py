@@ -19,7 +19,9 @@ from doit_oci.rules.dockerfile.forms import (
     arg_words,
     check_source,
     exec_form,
+    is_signal,
     pairs,
+    ports,
     split_flags,
     volume_words,
 )
@@ -37,18 +39,6 @@ from doit_oci.rules.shellwords import ExpandError, expand_words
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_PORT = re.compile(r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp)?)?\Z")
-# moby/sys/signal's names for Linux, without the optional "SIG" prefix.
-_SIGNALS = frozenset(
-    {
-        *("ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO"),
-        *("IOT", "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP"),
-        *("SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM"),
-        *("WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX"),
-        *(f"RTMIN+{n}" for n in range(1, 16)),
-        *(f"RTMAX-{n}" for n in range(1, 15)),
-    }
-)
 # instructions that leave no history entry: RUN, skipped when ignoreRuns is set
 _UNRECORDED = frozenset({"RUN"})
 
@@ -191,7 +181,7 @@ def _shell(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
 def _expose(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
     for word in ins.value.split():
         for port in _expand_words(ins, word, scope, state.escape):
-            state.ports.update(_ports(ins, port))
+            state.ports.update(ports(ins, port))
 
 
 def _volume(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
@@ -204,7 +194,7 @@ def _volume(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
 
 def _stopsignal(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
     signal = expand_in(ins, ins.value.strip(), scope, state.escape)
-    if not _is_signal(signal):
+    if not is_signal(signal):
         raise ins.fail(
             f"invalid STOPSIGNAL {signal!r}",
             "give a signal name such as SIGTERM or TERM, or a number",
@@ -322,26 +312,6 @@ def _expand_words(ins: Instruction, text: str, env: Mapping[str, str], escape: s
 def _absolute(workdir: str, path: str) -> str:
     """``path`` made absolute against ``workdir`` and cleaned, as Go's path.Clean does."""
     return "/" + clean(posixpath.join(workdir or "/", path)).lstrip("/")
-
-
-def _is_signal(text: str) -> bool:
-    """moby/sys/signal.ParseSignal on Linux: a non-zero number, or a known name with or
-    without "SIG" in any case."""
-    if re.fullmatch(r"[+-]?[0-9]+", text):
-        return int(text) != 0
-    return text.upper().removeprefix("SIG") in _SIGNALS
-
-
-def _ports(ins: Instruction, text: str) -> list[str]:
-    match = _PORT.match(text.lower())
-    if not match:
-        raise ins.fail(f"invalid port {text!r}", "write PORT, PORT/tcp, PORT/udp or FIRST-LAST")
-    first = int(match.group(1))
-    last = int(match.group(2) or first)
-    proto = match.group(3) or "tcp"
-    if not first <= last <= 65535:
-        raise ins.fail(f"invalid port range {text!r}", "ports go from 0 to 65535, low to high")
-    return [f"{port}/{proto}" for port in range(first, last + 1)]
 
 
 def _copy_step(ins: Instruction, scope: Mapping[str, str], state: _State) -> CopyStep:

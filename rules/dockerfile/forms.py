@@ -1,9 +1,9 @@
 """The forms of an instruction's arguments, as BuildKit's instruction parser takes them.
 
 COPY/ADD flags, the exec (JSON) form, VOLUME paths, ARG words, ENV/LABEL pairs, ADD's
-remote sources. Each is read from the arguments as written, before expansion, and each
-failure is the instruction's one-line error. Used by ``read`` to check a Dockerfile and
-by ``evaluate`` to run it.
+remote sources, read from the arguments as written; EXPOSE ports and STOPSIGNAL signals,
+once expanded. Each failure is the instruction's one-line error. Used by ``read`` to
+check a Dockerfile and by ``evaluate`` to run it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,18 @@ from doit_oci.rules.shellwords import ExpandError
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://|git@")
 _COPY_FLAGS = {"COPY": ("chown", "chmod", "from", "link"), "ADD": ("chown", "chmod", "link")}
+_PORT = re.compile(r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp)?)?\Z")
+# moby/sys/signal's names for Linux, without the optional "SIG" prefix.
+_SIGNALS = frozenset(
+    {
+        *("ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO"),
+        *("IOT", "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP"),
+        *("SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM"),
+        *("WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX"),
+        *(f"RTMIN+{n}" for n in range(1, 16)),
+        *(f"RTMAX-{n}" for n in range(1, 15)),
+    }
+)
 
 
 def check_source(ins: Instruction, source: str) -> None:
@@ -87,3 +99,24 @@ def _words(ins: Instruction, escape: str) -> list[str]:
         return split_raw_words(ins.value, escape)
     except ExpandError as exc:
         raise ins.fail(str(exc), "fix the quoting") from None
+
+
+def is_signal(text: str) -> bool:
+    """moby/sys/signal.ParseSignal on Linux: a non-zero number, or a known name with or
+    without "SIG" in any case."""
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text) != 0
+    return text.upper().removeprefix("SIG") in _SIGNALS
+
+
+def ports(ins: Instruction, text: str) -> list[str]:
+    """An EXPOSE word once expanded: ``80``, ``80/udp``, ``8000-8002`` -> ``80/tcp``..."""
+    match = _PORT.match(text.lower())
+    if not match:
+        raise ins.fail(f"invalid port {text!r}", "write PORT, PORT/tcp, PORT/udp or FIRST-LAST")
+    first = int(match.group(1))
+    last = int(match.group(2) or first)
+    proto = match.group(3) or "tcp"
+    if not first <= last <= 65535:
+        raise ins.fail(f"invalid port range {text!r}", "ports go from 0 to 65535, low to high")
+    return [f"{port}/{proto}" for port in range(first, last + 1)]
