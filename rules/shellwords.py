@@ -14,11 +14,12 @@ pattern forms (``#``, ``%``, ``/``) and every other modifier raise :class:`Expan
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
 from doit_oci.rules.golang import is_space
 
-__all__ = ["ExpandError", "check_escape", "expand_word", "expand_words"]
+__all__ = ["ExpandError", "check_escape", "empty_variables", "expand_word", "expand_words"]
 
 # Shell special parameters: after "$" each is a (one-character) name of its own.
 _SPECIAL_PARAMETERS = frozenset("@*#?-$!0")
@@ -306,3 +307,35 @@ def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[
     words.  As in BuildKit, a word that ends up empty is dropped, even a quoted one (``""``).
     """
     return _lex(text, env, escape)[1]
+
+
+def empty_variables(word: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
+    """The variables that processing ``word`` looks up and finds unset or empty in ``env``,
+    in order, each once: what to name when a word expands to nothing. A malformed word
+    gives those found before the mistake."""
+    lookups = _Lookups(env)
+    with contextlib.suppress(ExpandError):
+        _lex(word, lookups, escape)
+    return lookups.empty
+
+
+class _Lookups(Mapping[str, str]):
+    """``env``, noting each name looked up in it that has no value there."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.empty: list[str] = []
+
+    def __getitem__(self, name: str) -> str:
+        value = self.env.get(name)
+        if not value and name not in self.empty:
+            self.empty.append(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)

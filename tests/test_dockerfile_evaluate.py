@@ -921,8 +921,58 @@ def test_warnings(lines: tuple[str, ...], warnings: list[str]) -> None:
             ("FROM scratch", "COPY $NONE /x"),
             {},
             "",
-            f"{PATH}:2: COPY has an empty source; name a file of the context",
+            f"{PATH}:2: COPY source '$NONE' is empty: NONE has no value; declare 'ARG NONE' in"
+            " this stage and pass --build-arg=NONE=... (or an 'args:' entry in the plan), or give"
+            " it a default: 'ARG NONE=<default>'",
             id="copy-source-expands-to-nothing",
+        ),
+        pytest.param(
+            ("FROM scratch", "ARG BINARY", "COPY ${BINARY} /usr/local/bin/"),
+            {},
+            "",
+            f"{PATH}:3: COPY source '${{BINARY}}' is empty: BINARY has no value; pass"
+            " --build-arg=BINARY=... (or an 'args:' entry in the plan), or give it a default:"
+            " 'ARG BINARY=<default>'",
+            id="copy-source-declared-arg-without-value",
+        ),
+        pytest.param(
+            ("FROM scratch", "COPY ${BINARY} /usr/local/bin/"),
+            {"BINARY": "app"},
+            "",
+            f"{PATH}:2: COPY source '${{BINARY}}' is empty: BINARY has no value; add 'ARG BINARY'"
+            " to this stage: a build arg reaches only the stages that declare it",
+            id="copy-source-build-arg-not-declared-in-the-stage",
+        ),
+        pytest.param(
+            ("ARG BINARY=app", "FROM scratch", "COPY ${BINARY} /usr/local/bin/"),
+            {},
+            "",
+            f"{PATH}:3: COPY source '${{BINARY}}' is empty: BINARY has no value; add 'ARG BINARY'"
+            " to this stage: an ARG before FROM reaches a stage only when declared there again",
+            id="copy-source-global-arg-not-declared-in-the-stage",
+        ),
+        pytest.param(
+            ("FROM scratch", "ARG DIR", "COPY a ${DIR}${NAME} /x/"),
+            {},
+            "",
+            f"{PATH}:3: COPY source '${{DIR}}${{NAME}}' is empty: DIR and NAME have no value;"
+            " pass --build-arg=DIR=... (or an 'args:' entry in the plan), or give it a default:"
+            " 'ARG DIR=<default>'",
+            id="copy-source-two-variables",
+        ),
+        pytest.param(
+            ("FROM scratch", "ENV BIN=", "COPY $BIN /x"),
+            {},
+            "",
+            f"{PATH}:3: COPY source '$BIN' is empty: BIN has no value; give ENV BIN a value",
+            id="copy-source-empty-env",
+        ),
+        pytest.param(
+            ("FROM scratch", 'COPY ["", "/x"]'),
+            {},
+            "",
+            f"{PATH}:2: COPY has an empty source; name a file of the context",
+            id="copy-source-empty-as-written",
         ),
         pytest.param(
             ("FROM scratch", "COPY a $NONE"),

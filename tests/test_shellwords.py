@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from doit_oci.rules.shellwords import ExpandError, expand_word, expand_words
+from doit_oci.rules.shellwords import ExpandError, empty_variables, expand_word, expand_words
 
 # The environment BuildKit's envVarTest runs with.
 ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
@@ -315,3 +315,20 @@ def test_invalid_escape_token(call: Callable[[], object]) -> None:
     with pytest.raises(ExpandError) as info:
         call()
     assert "invalid escape token '/' does not match ` or \\" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("word", "names"),
+    [
+        ("${BINARY}", ["BINARY"]),
+        ("$A$B${A}", ["A", "B"]),  # in order, each once
+        ("${SET}/${EMPTY}", ["EMPTY"]),
+        ("${UNSET:-x}", ["UNSET"]),  # looked up, even though the default fills in
+        ("'$A'", []),  # quoted: never looked up
+        ("\\$A", []),
+        ("plain", []),
+        ("$A${B", ["A"]),  # a malformed word: those before the mistake
+    ],
+)
+def test_empty_variables(word: str, names: list[str]) -> None:
+    assert empty_variables(word, {"SET": "x", "EMPTY": ""}) == names

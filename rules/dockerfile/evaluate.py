@@ -34,8 +34,9 @@ from doit_oci.rules.dockerfile.model import (
     Instruction,
 )
 from doit_oci.rules.dockerfile.stages import arg_value, expand_in
+from doit_oci.rules.errors import UserError
 from doit_oci.rules.golang import clean
-from doit_oci.rules.shellwords import ExpandError, expand_words
+from doit_oci.rules.shellwords import ExpandError, empty_variables, expand_words
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -67,6 +68,7 @@ class _State:
     author: str
     shell: tuple[str, ...] = DEFAULT_SHELL
     cmd_set: bool = False  # the current stage has a CMD of its own
+    declared: set[str] = field(default_factory=set)  # names the stages' ARGs declare
     history: list[HistoryStep] = field(default_factory=list)
     copies: list[CopyStep] = field(default_factory=list)
     # directories that WORKDIRs asked for since the last COPY, and the USER at each
@@ -124,6 +126,7 @@ def _start(chain: Chain, build_args: Mapping[str, str], base: ImageConfig | None
 
 def _arg(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
     for name, default in arg_words(ins, state.escape):
+        state.declared.add(name)
         inherited = state.global_args.get(name)
         value = arg_value(ins, name, default, inherited, state.build_args, scope, state.escape)
         if value is not None:
@@ -314,15 +317,40 @@ def _absolute(workdir: str, path: str) -> str:
     return "/" + clean(posixpath.join(workdir or "/", path)).lstrip("/")
 
 
+def _empty_source(ins: Instruction, arg: str, scope: Mapping[str, str], state: _State) -> UserError:
+    """A source that expands to nothing: the variables that have no value, and what to do
+    about the first, by how far it got (declared, passed, before FROM, nowhere)."""
+    names = empty_variables(arg, scope, state.escape)
+    if not names:
+        return ins.fail(f"{ins.keyword} has an empty source", "name a file of the context")
+    name = names[0]
+    verb = "has" if len(names) == 1 else "have"
+    what = f"{ins.keyword} source {arg!r} is empty: {' and '.join(names)} {verb} no value"
+    pass_it = f"pass --build-arg={name}=... (or an 'args:' entry in the plan)"
+    default = f"or give it a default: 'ARG {name}=<default>'"
+    if name in state.env:
+        fix = f"give ENV {name} a value"
+    elif name in state.declared:
+        fix = f"{pass_it}, {default}"
+    elif name in state.global_args:
+        fix = f"add 'ARG {name}' to this stage: an ARG before FROM reaches a stage only when"
+        fix += " declared there again"
+    elif name in state.build_args:
+        fix = f"add 'ARG {name}' to this stage: a build arg reaches only the stages that declare it"
+    else:
+        fix = f"declare 'ARG {name}' in this stage and {pass_it}, {default}"
+    return ins.fail(what, fix)
+
+
 def _copy_step(ins: Instruction, scope: Mapping[str, str], state: _State) -> CopyStep:
     escape = state.escape
     flags, args = split_flags(ins)
     words = [expand_in(ins, arg, scope, escape) for arg in args]
     *sources, dest = words
-    for source in sources:
+    for arg, source in zip(args[:-1], sources, strict=True):
         check_source(ins, source)
         if not source:
-            raise ins.fail(f"{ins.keyword} has an empty source", "name a file of the context")
+            raise _empty_source(ins, arg, scope, state)
     if not dest:
         raise ins.fail(f"{ins.keyword} has an empty destination", "name a path in the image")
     dest_is_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
