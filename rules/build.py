@@ -9,6 +9,7 @@ platform. Every user mistake found here stops the build before any work starts.
 
 from __future__ import annotations
 
+import difflib
 import platform as host
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -309,6 +310,19 @@ def load_build(
         base_key = ""
         base_ref = ""
         base = find_plan_base(chain.base, plan, options) if chain.base != "scratch" else None
+        if chain.base != "scratch" and base is None and "/" not in chain.base:
+            # docker.io/library/<name>, or a typo of a plan image: one that is close to a
+            # plan image's name fails at once instead of asking Docker Hub for it
+            name = chain.base.split("@")[0].split(":")[0]
+            close = difflib.get_close_matches(name, plan.names, n=1, cutoff=0.8)
+            if close and close[0] != name:
+                raise UserError(
+                    f"no plan image {name!r} (did you mean {close[0]!r}?) and it is not a"
+                    " registry image either",
+                    chain.base_where,
+                    f"write FROM {close[0]}{chain.base[len(name) :]} for the plan image, or FROM"
+                    f" docker.io/library/{chain.base} for an image of Docker Hub",
+                )
         if chain.base != "scratch" and base is None:
             try:
                 base_ref = str(reference.parse(chain.base))
