@@ -9,6 +9,7 @@ platform. Every user mistake found here stops the build before any work starts.
 
 from __future__ import annotations
 
+import difflib
 import platform as host
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,14 +17,9 @@ from pathlib import Path
 
 from doit_oci.registry import reference
 from doit_oci.registry.oci import Platform
-from doit_oci.rules.dockerfile import (
-    Chain,
-    Dockerfile,
-    automatic_args,
-    expand_in,
-    read_dockerfile,
-    select_chain,
-)
+from doit_oci.rules.dockerfile.model import Chain, Dockerfile
+from doit_oci.rules.dockerfile.read import read_dockerfile
+from doit_oci.rules.dockerfile.stages import automatic_args, root_platform, select_chain
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import ImagePlan, Plan, load_plan
@@ -336,9 +332,7 @@ def load_build(
         chain = select_chain(dockerfile(image, plan), args)
         root = chain.stages[0]
         if root.platform:
-            wanted_platform = expand_in(
-                root.from_line, root.platform, args, chain.dockerfile.escape
-            )
+            wanted_platform = root_platform(chain, args)
             if wanted_platform != str(plan.platform):
                 raise root.from_line.fail(
                     f"FROM --platform={wanted_platform} differs from the platform being built"
@@ -347,6 +341,19 @@ def load_build(
                 )
         below: BaseImage = Scratch()
         base = find_plan_base(chain.base, plan, options) if chain.base != "scratch" else None
+        if chain.base != "scratch" and base is None and "/" not in chain.base:
+            # docker.io/library/<name>, or a typo of a plan image: one that is close to a
+            # plan image's name fails at once instead of asking Docker Hub for it
+            name = chain.base.split("@")[0].split(":")[0]
+            close = difflib.get_close_matches(name, plan.names, n=1, cutoff=0.8)
+            if close and close[0] != name:
+                raise UserError(
+                    f"no plan image {name!r} (did you mean {close[0]!r}?) and it is not a"
+                    " registry image either",
+                    chain.base_where,
+                    f"write FROM {close[0]}{chain.base[len(name) :]} for the plan image, or FROM"
+                    f" docker.io/library/{chain.base} for an image of Docker Hub",
+                )
         if chain.base != "scratch" and base is None:
             try:
                 below = RegistryImage(str(reference.parse(chain.base)))

@@ -23,7 +23,8 @@ Matching follows moby/patternmatcher:
 Where Docker accepts a pattern but then fails the build (a backwards range such as
 ``[Local-Only]``) or gives an escape a regular-expression meaning (``\\d``, ``\\b``, ...),
 parsing raises :class:`IgnoreError` instead.  ``Dockerfile`` and ``.dockerignore`` are not
-special here; callers decide what to do with them.
+special here; callers decide what to do with them. Go's own primitives (``Clean``,
+``TrimSpace``, ``Match``'s syntax, regexp classes) come from ``rules.golang``.
 """
 
 from __future__ import annotations
@@ -33,39 +34,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from doit_oci.rules.golang import (
+    BadPattern,
+    clean,
+    match_regex,
+    regexp_class,
+    regexp_escape,
+    trim_space,
+)
+
 __all__ = ["DockerIgnore", "IgnoreError", "Pattern", "load"]
 
 MatchKind = Literal["exact", "prefix", "suffix", "regexp"]
 
-# Go's unicode.IsSpace: Latin-1 spaces plus the Unicode White_Space property.  Python's
-# str.strip() would also strip U+001C..U+001F, which Go keeps.
-_GO_SPACE = (
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
 _BOM = "\ufeff"
 # Characters patternmatcher escapes because they mean something in a regular expression but
 # nothing in filepath.Match.
 _REGEX_ONLY = frozenset(".+()|{}$")
-_MAX_RUNE = 0x10FFFF
-
-# Go regexp/syntax POSIX classes, as inclusive code-point ranges.
-_POSIX_CLASSES: dict[str, tuple[tuple[int, int], ...]] = {
-    "alnum": ((0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)),
-    "alpha": ((0x41, 0x5A), (0x61, 0x7A)),
-    "ascii": ((0x00, 0x7F),),
-    "blank": ((0x09, 0x09), (0x20, 0x20)),
-    "cntrl": ((0x00, 0x1F), (0x7F, 0x7F)),
-    "digit": ((0x30, 0x39),),
-    "graph": ((0x21, 0x7E),),
-    "lower": ((0x61, 0x7A),),
-    "print": ((0x20, 0x7E),),
-    "punct": ((0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x7E)),
-    "space": ((0x09, 0x0D), (0x20, 0x20)),
-    "upper": ((0x41, 0x5A),),
-    "word": ((0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)),
-    "xdigit": ((0x30, 0x39), (0x41, 0x46), (0x61, 0x66)),
-}
 
 
 class IgnoreError(ValueError):
@@ -84,90 +69,14 @@ class IgnoreError(ValueError):
         return IgnoreError(self.problem, pattern=self.pattern, line=self.line, source=source)
 
 
-class _BadPattern(Exception):
-    """Internal: a problem with the pattern being compiled; becomes an IgnoreError."""
-
-
-# --------------------------------------------------------------------------- Go helpers
-
-
-def _go_trim_space(text: str) -> str:
-    return text.strip(_GO_SPACE)
-
-
-def _go_clean(path: str) -> str:
-    """Go's ``path/filepath.Clean`` for "/"-separated paths."""
-    if path == "":
-        return "."
-    rooted = path.startswith("/")
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            elif not rooted:
-                parts.append("..")
-            continue
-        parts.append(comp)
-    cleaned = "/".join(parts)
-    if rooted:
-        return "/" + cleaned
-    return cleaned or "."
-
-
 def _parent_dirs(path: str) -> list[str]:
     """The parent directories patternmatcher tries: ``a``, ``a/b`` for ``a/b/c``."""
     cut = path.rfind("/")
-    parent = _go_clean(path[: cut + 1]) if cut >= 0 else "."
+    parent = clean(path[: cut + 1]) if cut >= 0 else "."
     if parent == ".":
         return []
     dirs = parent.split("/")
     return ["/".join(dirs[: i + 1]) for i in range(len(dirs))]
-
-
-def _check_glob_syntax(pattern: str) -> None:
-    """Raise _BadPattern where Go's ``filepath.Match`` reports ``ErrBadPattern``."""
-    end = len(pattern)
-
-    def class_char(pos: int) -> int:
-        # filepath.getEsc: one (possibly escaped) character, which must be followed by more.
-        if pos >= end:
-            raise _BadPattern("character class is missing its closing ']'")
-        if pattern[pos] in "-]":
-            raise _BadPattern(f"unescaped {pattern[pos]!r} in a character class")
-        if pattern[pos] == "\\":
-            pos += 1
-            if pos >= end:
-                raise _BadPattern("character class is missing its closing ']'")
-        pos += 1
-        if pos >= end:
-            raise _BadPattern("character class is missing its closing ']'")
-        return pos
-
-    pos = 0
-    while pos < end:
-        char = pattern[pos]
-        if char == "\\":
-            if pos + 1 >= end:
-                raise _BadPattern("trailing backslash escapes nothing")
-            pos += 2
-        elif char == "[":
-            pos += 1
-            if pos < end and pattern[pos] == "^":
-                pos += 1
-            ranges = 0
-            while True:
-                if pos < end and pattern[pos] == "]" and ranges > 0:
-                    pos += 1
-                    break
-                pos = class_char(pos)
-                if pattern[pos] == "-":
-                    pos = class_char(pos + 1)
-                ranges += 1
-        else:
-            pos += 1
 
 
 def _docker_translate(pattern: str) -> tuple[MatchKind, str]:
@@ -238,87 +147,6 @@ class _Atom:
         return self.base + self.quantifier
 
 
-def _go_escape(body: str, pos: int) -> str:
-    """The character a Go regexp escape at ``body[pos]`` (a backslash) stands for."""
-    if pos + 1 >= len(body):
-        raise _BadPattern("trailing backslash escapes nothing")
-    char = body[pos + 1]
-    if ord(char) < 0x80 and not char.isalnum():
-        return char
-    if ord(char) < 0x80:
-        raise _BadPattern(
-            f"escape '\\{char}' means something else to Docker's regular-expression matcher;"
-            " drop the backslash"
-        )
-    raise _BadPattern(f"escape '\\{char}' is rejected by Docker's regular-expression matcher")
-
-
-def _class_range(low: int, high: int) -> str:
-    if low == high:
-        return re.escape(chr(low))
-    return f"{re.escape(chr(low))}-{re.escape(chr(high))}"
-
-
-def _posix_items(name: str) -> str:
-    negated = name.startswith("^")
-    ranges = _POSIX_CLASSES.get(name[1:] if negated else name)
-    if ranges is None:
-        raise _BadPattern(f"invalid character class '[:{name}:]'")
-    if negated:
-        complement: list[tuple[int, int]] = []
-        start = 0
-        for low, high in ranges:
-            if low > start:
-                complement.append((start, low - 1))
-            start = high + 1
-        complement.append((start, _MAX_RUNE))
-        ranges = tuple(complement)
-    return "".join(_class_range(low, high) for low, high in ranges)
-
-
-def _go_class(body: str, pos: int) -> tuple[str, int]:
-    """Translate the Go regexp character class starting at ``body[pos] == "["``."""
-    end = len(body)
-    pos += 1
-    negated = pos < end and body[pos] == "^"
-    if negated:
-        pos += 1
-    items: list[str] = []
-    first = True
-
-    def class_char(at: int) -> tuple[int, int]:
-        if at >= end:
-            raise _BadPattern("character class is missing its closing ']'")
-        if body[at] == "\\":
-            return ord(_go_escape(body, at)), at + 2
-        return ord(body[at]), at + 1
-
-    while True:
-        if pos >= end:
-            raise _BadPattern("character class is missing its closing ']'")
-        if body[pos] == "]" and not first:
-            pos += 1
-            break
-        first = False
-        if body.startswith("[:", pos):
-            close = body.find(":]", pos + 2)
-            if close >= 0:
-                items.append(_posix_items(body[pos + 2 : close]))
-                pos = close + 2
-                continue
-        low, pos = class_char(pos)
-        high = low
-        if pos + 1 < end and body[pos] == "-" and body[pos + 1] != "]":
-            high, pos = class_char(pos + 1)
-            if high < low:
-                raise _BadPattern(
-                    f"character range {chr(low)!r}-{chr(high)!r} runs backwards"
-                    " (Docker fails the build on it)"
-                )
-        items.append(_class_range(low, high))
-    return "[" + ("^" if negated else "") + "".join(items) + "]", pos
-
-
 def _go_regex_atoms(body: str) -> list[_Atom]:
     """Parse the Go expression patternmatcher would build into Python regex atoms."""
     atoms: list[_Atom] = []
@@ -327,11 +155,11 @@ def _go_regex_atoms(body: str) -> list[_Atom]:
     while pos < end:
         char = body[pos]
         if char == "\\":
-            literal = _go_escape(body, pos)
+            literal = regexp_escape(body, pos)
             atoms.append(_Atom(re.escape(literal), separator=literal == "/"))
             pos += 2
         elif char == "[":
-            regex, pos = _go_class(body, pos)
+            regex, pos = regexp_class(body, pos)
             atoms.append(_Atom(regex, crosses=re.fullmatch(regex, "/") is not None))
         elif body.startswith("(.*/)", pos):
             atoms.append(_Atom("(?:.*/)", crosses=True))
@@ -341,10 +169,10 @@ def _go_regex_atoms(body: str) -> list[_Atom]:
             pos += 1
         elif char in "*?":
             if not atoms or not atoms[-1].repeatable:
-                raise _BadPattern(f"{char!r} has nothing to repeat")
+                raise BadPattern(f"{char!r} has nothing to repeat")
             last = atoms[-1]
             if last.quantifier and (char != "?" or len(last.quantifier) > 1):
-                raise _BadPattern("invalid nested repetition")
+                raise BadPattern("invalid nested repetition")
             quantifier = last.quantifier + char  # a second "?" makes it non-greedy
             atoms[-1] = _Atom(last.base, crosses=last.crosses, quantifier=quantifier)
             pos += 1
@@ -353,7 +181,7 @@ def _go_regex_atoms(body: str) -> list[_Atom]:
             pos += 1
         elif char in "()|$+{}":
             # patternmatcher escapes these; a bare one cannot come out of its translation.
-            raise _BadPattern(f"unexpected {char!r} in the translated expression")
+            raise BadPattern(f"unexpected {char!r} in the translated expression")
         else:
             atoms.append(_Atom(re.escape(char), separator=char == "/"))
             pos += 1
@@ -364,7 +192,7 @@ def _compile(regex: str) -> re.Pattern[str]:
     try:
         return re.compile(regex)
     except re.error as err:  # pragma: no cover - the translation only emits valid syntax
-        raise _BadPattern(f"cannot be compiled: {err}") from None
+        raise BadPattern(f"cannot be compiled: {err}") from None
 
 
 # ------------------------------------------------------------------------- patterns
@@ -395,10 +223,10 @@ class Pattern:
 
     def __post_init__(self) -> None:
         try:
-            _check_glob_syntax(self.text)
+            match_regex(self.text)  # filepath.Match's syntax errors first, as Docker
             kind, body = _docker_translate(self.text)
             regex, head, bounded = _python_form(self.text, kind, body)
-        except _BadPattern as err:
+        except BadPattern as err:
             shown = f"!{self.text}" if self.exclusion else self.text
             raise IgnoreError(str(err), pattern=shown, line=self.line) from None
         object.__setattr__(self, "kind", kind)
@@ -483,33 +311,33 @@ class DockerIgnore:
             if line.startswith("#"):
                 continue
             # BuildKit's ReadAll ...
-            entry = _go_trim_space(line)
+            entry = trim_space(line)
             if entry == "":
                 continue
             invert = entry.startswith("!")
             if invert:
-                entry = _go_trim_space(entry[1:])
+                entry = trim_space(entry[1:])
             if entry:
-                entry = _go_clean(entry)
+                entry = clean(entry)
                 if len(entry) > 1 and entry.startswith("/"):
                     entry = entry[1:]
             if invert:
                 entry = "!" + entry
             # ... then patternmatcher's New.
-            entry = _go_clean(_go_trim_space(entry))
+            entry = clean(trim_space(entry))
             exclusion = entry.startswith("!")
             if exclusion:
                 if entry == "!":
                     raise IgnoreError(
                         "an exception needs a pattern after '!'",
-                        pattern=_go_trim_space(line),
+                        pattern=trim_space(line),
                         line=number,
                     )
                 entry = entry[1:]
             try:
                 patterns.append(Pattern(entry, exclusion, number))
             except IgnoreError as err:
-                raise IgnoreError(err.problem, pattern=_go_trim_space(line), line=number) from None
+                raise IgnoreError(err.problem, pattern=trim_space(line), line=number) from None
         return cls(tuple(patterns))
 
     @property
@@ -531,7 +359,7 @@ class DockerIgnore:
 
         The path is cleaned like Go's ``filepath.Clean``; the root itself is never excluded.
         """
-        path = _go_clean(relpath)
+        path = clean(relpath)
         if path == "." or not self.patterns:
             return False
         last = self._last_match(path)
@@ -542,7 +370,7 @@ class DockerIgnore:
         it: the directory is excluded and no later exception could match anything below it.
         True otherwise (which may be a false alarm, never a wrong False).
         """
-        path = _go_clean(reldir)
+        path = clean(reldir)
         if path == "." or not self.patterns:
             return True
         last = self._last_match(path)

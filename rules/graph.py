@@ -31,7 +31,7 @@ from typing import Any
 
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.build import Unit
-from doit_oci.rules.dockerfile import build_arg_names
+from doit_oci.rules.dockerfile.read import build_arg_names
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
 from doit_oci.rules.names import TaskName

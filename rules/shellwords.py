@@ -1,14 +1,11 @@
-"""Dockerfile word processing: the shell-like lexer Docker, BuildKit and buildah apply.
+"""Dockerfile word expansion: the shell-like lexer Docker, BuildKit and buildah apply.
 
 This is an independent Python rendering of the behaviour of BuildKit's Dockerfile lexer
-(``frontend/dockerfile/shell/lex.go``) and of the argument splitting done by its instruction
-parser (``frontend/dockerfile/parser/line_parsers.go``).  It is pure: no I/O, stdlib only.
+(``frontend/dockerfile/shell/lex.go``).  It is pure: no I/O, stdlib only. Splitting an
+instruction's arguments before expansion is ``rules.argsplit``.
 
 * :func:`expand_word` -- ``ProcessWord``: quotes removed, variables expanded, one word.
 * :func:`expand_words` -- ``ProcessWords``: the same, then split on unquoted whitespace.
-* :func:`split_raw_words` -- ``parseWords``: split on whitespace, quotes and escapes kept.
-* :func:`split_key_values` -- ``parseNameVal``: ``ENV`` / ``LABEL`` arguments, values raw.
-* :func:`split_json_or_shell` -- ``parseMaybeJSON``: exec form (JSON array) or shell form.
 
 Supported substitutions: ``$NAME``, ``${NAME}``, ``${NAME-word}``, ``${NAME:-word}``,
 ``${NAME+word}``, ``${NAME:+word}``, ``${NAME?message}`` and ``${NAME:?message}``; the
@@ -17,31 +14,16 @@ pattern forms (``#``, ``%``, ``/``) and every other modifier raise :class:`Expan
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
-__all__ = [
-    "ExpandError",
-    "expand_word",
-    "expand_words",
-    "split_json_or_shell",
-    "split_key_values",
-    "split_raw_words",
-]
+from doit_oci.rules.golang import is_space
 
-# Go's unicode.IsSpace: the Latin-1 spaces plus the other Unicode White_Space code points.
-_SPACES = frozenset(
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-_SPACES_TEXT = "".join(sorted(_SPACES))
-# The parser's reWhitespace, which splits the legacy "KEY value" form (no newline in it).
-_LEGACY_SEPARATOR = re.compile(r"[\t\v\f\r ]+")
+__all__ = ["ExpandError", "check_escape", "empty_variables", "expand_word", "expand_words"]
+
 # Shell special parameters: after "$" each is a (one-character) name of its own.
 _SPECIAL_PARAMETERS = frozenset("@*#?-$!0")
 _ESCAPE_TOKENS = ("\\", "`")
-_SURROGATES = re.compile("[\ud800-\udfff]")
 _SUPPORTED = "supported: '-', '+', '?', each optionally after ':'"
 
 
@@ -49,13 +31,10 @@ class ExpandError(ValueError):
     """A Dockerfile word that cannot be processed; the message says what is wrong."""
 
 
-def _check_escape(escape: str) -> None:
+def check_escape(escape: str) -> None:
+    """Raise ExpandError unless ``escape`` is one of the escape characters Docker allows."""
     if escape not in _ESCAPE_TOKENS:
         raise ExpandError(f"invalid escape token {escape!r} does not match ` or \\")
-
-
-def _is_space(ch: str) -> bool:
-    return ch in _SPACES
 
 
 class _Words:
@@ -68,7 +47,7 @@ class _Words:
 
     def add_char(self, ch: str) -> None:
         """An unquoted character: whitespace ends a non-empty word and is dropped."""
-        if not _is_space(ch):
+        if not is_space(ch):
             self.add_raw_char(ch)
         elif self.in_word and self.word:
             self.words.append(self.word)
@@ -190,47 +169,6 @@ class _Lexer:
                     self.pos += 1
             result.append(ch)
 
-    def _name(self) -> str:
-        """A variable name: letters, digits and "_"; a run of digits; or one special char."""
-        ch = self._peek()
-        start = self.pos
-        if ch.isdecimal():
-            while self._peek().isdecimal():
-                self.pos += 1
-            return self.text[start : self.pos]
-        if ch and ch in _SPECIAL_PARAMETERS:
-            self.pos += 1
-            return ch
-        while (ch := self._peek()) and (ch.isalpha() or ch.isdecimal() or ch == "_"):
-            self.pos += 1
-        return self.text[start : self.pos]
-
-    def _braced_end(self, pos: int) -> int:
-        """Where the ``${`` opened just before ``pos`` closes (for messages only)."""
-        depth = 1
-        while pos < len(self.text):
-            ch = self.text[pos]
-            if ch == self.escape:
-                pos += 2
-                continue
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return pos + 1
-            pos += 1
-        return len(self.text)
-
-    def _unterminated(self, start: int) -> ExpandError:
-        return ExpandError(f"unterminated substitution {self.text[start:]}: missing '}}'")
-
-    def _unsupported(self, start: int, end: int, modifier: str) -> ExpandError:
-        return ExpandError(
-            f"bad substitution {self.text[start:end]}: unsupported modifier {modifier!r} "
-            f"({_SUPPORTED})"
-        )
-
     def _dollar(self) -> str:
         """A ``$`` substitution, starting at the ``$``."""
         start = self.pos
@@ -244,55 +182,109 @@ class _Lexer:
         self.pos += 1
         ch = self._peek()
         if not ch:
-            raise self._unterminated(start)
+            raise _unterminated(self.text, start)
         if ch in "{}:":
-            snippet = self.text[start : self._braced_end(self.pos)]
+            snippet = self.text[start : _braced_end(self.text, self.pos, self.escape)]
             raise ExpandError(f"bad substitution {snippet}: missing variable name")
         name = self._name()
         ch = self._next()
         if ch == "}":
             return self.env.get(name, "")
         if not ch:
-            raise self._unterminated(start)
+            raise _unterminated(self.text, start)
 
         modifier = ch
         null_is_unset = ch == ":"
         if null_is_unset:
             ch = self._next()
             if not ch:
-                raise self._unterminated(start)
+                raise _unterminated(self.text, start)
             if ch == "}":
-                raise self._unsupported(start, self.pos, ":")
+                raise _unsupported(self.text, start, self.pos, ":")
             modifier += ch
         elif ch not in "+-?#%/":
             if name in _SPECIAL_PARAMETERS and (ch.isalnum() or ch == "_"):
                 modifier = name  # a prefix operator such as ${#NAME} or ${!NAME}
-            raise self._unsupported(start, self._braced_end(self.pos), modifier)
+            end = _braced_end(self.text, self.pos, self.escape)
+            raise _unsupported(self.text, start, end, modifier)
 
         try:
             word, _ = self.process("}")
         except ExpandError:
             if self.pos >= len(self.text):
-                raise self._unterminated(start) from None
+                raise _unterminated(self.text, start) from None
             raise
 
         if ch not in "+-?":
-            raise self._unsupported(start, self.pos, modifier)
-        value = self.env.get(name)
-        empty = value is None or (null_is_unset and value == "")
-        if ch == "-":
-            return word if empty or value is None else value
-        if ch == "+":
-            return "" if empty else word
-        if value is None:
-            raise ExpandError(f"{name}: {word or 'is not allowed to be unset'}")
-        if empty:
-            raise ExpandError(f"{name}: {word or 'is not allowed to be empty'}")
-        return value
+            raise _unsupported(self.text, start, self.pos, modifier)
+        return _substitute(name, ch, null_is_unset, word, self.env.get(name))
+
+    def _name(self) -> str:
+        """A variable name: letters, digits and "_"; a run of digits; or one special char."""
+        start = self.pos
+        self.pos = _name_end(self.text, start)
+        return self.text[start : self.pos]
+
+
+def _name_end(text: str, pos: int) -> int:
+    """Where the variable name at ``text[pos]`` ends (``pos`` when there is none)."""
+    ch = text[pos] if pos < len(text) else ""
+    if ch.isdecimal():
+        while pos < len(text) and text[pos].isdecimal():
+            pos += 1
+        return pos
+    if ch and ch in _SPECIAL_PARAMETERS:
+        return pos + 1
+    while pos < len(text) and (text[pos].isalpha() or text[pos].isdecimal() or text[pos] == "_"):
+        pos += 1
+    return pos
+
+
+def _substitute(name: str, op: str, null_is_unset: bool, word: str, value: str | None) -> str:
+    """``${name-word}``, ``${name+word}``, ``${name?word}`` (``:`` before ``op`` also takes an
+    empty value for unset), given the variable's ``value`` (None when unset)."""
+    empty = value is None or (null_is_unset and value == "")
+    if op == "-":
+        return word if empty or value is None else value
+    if op == "+":
+        return "" if empty else word
+    if value is None:
+        raise ExpandError(f"{name}: {word or 'is not allowed to be unset'}")
+    if empty:
+        raise ExpandError(f"{name}: {word or 'is not allowed to be empty'}")
+    return value
+
+
+def _braced_end(text: str, pos: int, escape: str) -> int:
+    """Where the ``${`` opened just before ``pos`` closes (for messages only)."""
+    depth = 1
+    while pos < len(text):
+        ch = text[pos]
+        if ch == escape:
+            pos += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return pos + 1
+        pos += 1
+    return len(text)
+
+
+def _unterminated(text: str, start: int) -> ExpandError:
+    return ExpandError(f"unterminated substitution {text[start:]}: missing '}}'")
+
+
+def _unsupported(text: str, start: int, end: int, modifier: str) -> ExpandError:
+    return ExpandError(
+        f"bad substitution {text[start:end]}: unsupported modifier {modifier!r} ({_SUPPORTED})"
+    )
 
 
 def _lex(text: str, env: Mapping[str, str], escape: str) -> tuple[str, list[str]]:
-    _check_escape(escape)
+    check_escape(escape)
     try:
         return _Lexer(text, env, escape).process()
     except ExpandError as error:
@@ -317,109 +309,33 @@ def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[
     return _lex(text, env, escape)[1]
 
 
-def split_raw_words(text: str, escape: str = "\\") -> list[str]:
-    """Split on unquoted whitespace, keeping quotes and escapes (parser ``parseWords``).
-
-    Never fails: an unterminated quote runs to the end and is reported when the word is
-    expanded.  An escape character at the very end of the text is dropped.
-    """
-    _check_escape(escape)
-    words: list[str] = []
-    word: list[str] = []
-    quote = ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        i += 1
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == escape and quote != "'":
-                if i == len(text):
-                    continue
-                word.append(ch)
-                ch = text[i]
-                i += 1
-            word.append(ch)
-            continue
-        if _is_space(ch):
-            if word:
-                words.append("".join(word))
-                word = []
-            continue
-        if ch in "'\"":
-            quote = ch
-        elif ch == escape:
-            if i == len(text):
-                continue
-            word.append(ch)
-            ch = text[i]
-            i += 1
-        word.append(ch)
-    if word:
-        words.append("".join(word))
-    return words
+def empty_variables(word: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
+    """The variables that processing ``word`` looks up and finds unset or empty in ``env``,
+    in order, each once: what to name when a word expands to nothing. A malformed word
+    gives those found before the mistake."""
+    lookups = _Lookups(env)
+    with contextlib.suppress(ExpandError):
+        _lex(word, lookups, escape)
+    return lookups.empty
 
 
-def split_key_values(text: str, escape: str = "\\") -> list[tuple[str, str]]:
-    """Split ``ENV`` / ``LABEL`` arguments into raw ``(key, value)`` pairs (``parseNameVal``).
+class _Lookups(Mapping[str, str]):
+    """``env``, noting each name looked up in it that has no value there."""
 
-    ``k=v k2='v 2'`` gives ``[("k", "v"), ("k2", "'v 2'")]``: quotes and escapes stay in
-    place so that the caller expands each part with :func:`expand_word`.  When the first word
-    has no ``=``, the legacy form applies: ``KEY value with spaces`` is one pair, split at the
-    first blank.  Empty (or all-blank) text gives ``[]``.
-    """
-    rest = text.strip(_SPACES_TEXT)
-    words = split_raw_words(rest, escape)
-    if not words:
-        return []
-    if "=" not in words[0]:
-        parts = _LEGACY_SEPARATOR.split(rest, maxsplit=1)
-        if len(parts) < 2:
-            raise ExpandError(
-                f"missing value: {parts[0]!r} has no '=' so it is the legacy 'KEY value' form, "
-                "which must have two arguments"
-            )
-        return [(parts[0], parts[1])]
-    pairs: list[tuple[str, str]] = []
-    for word in words:
-        if "=" not in word:
-            raise ExpandError(
-                f"syntax error - can't find = in {word!r}. Must be of the form: name=value"
-            )
-        key, value = word.split("=", 1)
-        if not key:
-            raise ExpandError(f"empty key in {word!r}: names can not be blank")
-        pairs.append((key, value))
-    return pairs
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.empty: list[str] = []
 
+    def __getitem__(self, name: str) -> str:
+        value = self.env.get(name)
+        if not value and name not in self.empty:
+            self.empty.append(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
 
-
-def split_json_or_shell(text: str) -> list[str] | None:
-    """The exec-form arguments if ``text`` is a JSON array of strings, else ``None``.
-
-    As in ``parseMaybeJSON``: after leading whitespace the text must start with ``[`` and be
-    valid JSON.  A valid JSON array holding anything but strings is an error in Docker, so it
-    raises :class:`ExpandError` rather than falling back to the shell form.
-    """
-    rest = text.lstrip(_SPACES_TEXT)
-    if not rest.startswith("["):
-        return None
-    try:
-        value: object = json.loads(rest, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(value, list):
-        return None
-    items: list[str] = []
-    for item in value:
-        if not isinstance(item, str):
-            raise ExpandError(
-                "when using JSON array syntax, arrays must be comprised of strings only"
-            )
-        # Go decodes a lone surrogate escape to U+FFFD.
-        items.append(_SURROGATES.sub("\ufffd", item))
-    return items
+    def __len__(self) -> int:
+        return len(self.env)

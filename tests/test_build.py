@@ -200,3 +200,85 @@ def test_unknown_target(tmp_path: Path) -> None:
     ws = workspace(tmp_path, PLAN, DOCKERFILES)
     with pytest.raises(UserError, match="unknown target 'nope'"):
         load_build(Options(targets=("nope",)), ws, {})
+
+
+@pytest.mark.parametrize(
+    ("from_line", "build_args"),
+    [
+        # a global ARG's default, as BuildKit expands --platform
+        ("ARG ARCH=amd64\nFROM --platform=linux/${ARCH} base", ()),
+        # a build arg overrides the default
+        ("ARG ARCH=arm64\nFROM --platform=linux/${ARCH} base", (("ARCH", "amd64"),)),
+        # the automatic platform ARGs, declared or not
+        ("FROM --platform=$TARGETPLATFORM base", ()),
+        ("ARG TARGETOS\nFROM --platform=${TARGETOS}/amd64 base", ()),
+    ],
+)
+def test_from_platform_is_expanded_in_the_global_args(
+    tmp_path: Path, from_line: str, build_args: tuple[tuple[str, str], ...]
+) -> None:
+    dockerfiles = {**DOCKERFILES, "tool.Dockerfile": from_line + "\nCOPY tool /tool\n"}
+    ws = workspace(tmp_path, PLAN, dockerfiles)
+    options = Options(tags=("1.0",), targets=("tool",), build_args=build_args)
+    assert load_build(options, ws, {}).unit("tool").base_key == "base"
+
+
+def test_from_platform_sees_no_undeclared_build_arg(tmp_path: Path) -> None:
+    # as in BuildKit: a build arg reaches FROM lines only through an ARG before the first FROM
+    dockerfiles = {**DOCKERFILES, "tool.Dockerfile": "FROM --platform=linux/$ARCH base\n"}
+    ws = workspace(tmp_path, PLAN, dockerfiles)
+    options = Options(tags=("1.0",), targets=("tool",), build_args=(("ARCH", "amd64"),))
+    with pytest.raises(UserError, match=r"FROM --platform=linux/ differs"):
+        load_build(options, ws, {})
+
+
+TYPO_PLAN = """\
+images:
+- name: distroless
+  dockerfile: distroless.Dockerfile
+  base: true
+- name: app
+  dockerfile: app.Dockerfile
+"""
+
+
+@pytest.mark.parametrize(
+    ("from_image", "write"),
+    [
+        ("distrolss", "distroless"),
+        ("distrolss:1.0", "distroless:1.0"),
+        ("distrolesss@sha256:" + "a" * 64, "distroless@sha256:" + "a" * 64),
+    ],
+)
+def test_a_typo_of_a_plan_image_fails_at_once(tmp_path: Path, from_image: str, write: str) -> None:
+    dockerfiles = {
+        "distroless.Dockerfile": "FROM scratch\n",
+        "app.Dockerfile": f"FROM {from_image}\n",
+    }
+    ws = workspace(tmp_path, TYPO_PLAN, dockerfiles)
+    with pytest.raises(UserError) as caught:
+        load_build(Options(tags=("1.0",), targets=("app",)), ws, {})
+    name = from_image.split("@")[0].split(":")[0]
+    assert str(caught.value) == (
+        f"app.Dockerfile:1: no plan image {name!r} (did you mean 'distroless'?) and it is not a"
+        f" registry image either; write FROM {write} for the plan image, or FROM"
+        f" docker.io/library/{from_image} for an image of Docker Hub"
+    )
+
+
+@pytest.mark.parametrize(
+    "from_image",
+    [
+        "docker.io/library/distrolss",  # a registry named: taken as written
+        "distroless:2.0",  # the plan's name, a tag this build does not make: the registry's
+        "debian",  # nothing like a plan image
+    ],
+)
+def test_a_registry_image_is_no_typo(tmp_path: Path, from_image: str) -> None:
+    dockerfiles = {
+        "distroless.Dockerfile": "FROM scratch\n",
+        "app.Dockerfile": f"FROM {from_image}\n",
+    }
+    ws = workspace(tmp_path, TYPO_PLAN, dockerfiles)
+    (unit,) = load_build(Options(tags=("1.0",), targets=("app",)), ws, {}).units
+    assert unit.base_ref.endswith(from_image.split("/")[-1])

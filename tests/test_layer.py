@@ -28,11 +28,12 @@ import zstandard
 from doit_oci.registry import oci
 from doit_oci.registry.layout import Layout
 from doit_oci.rules import compress
+from doit_oci.rules.context import ContextDir
+from doit_oci.rules.copyplan import plan_copy
 from doit_oci.rules.digests import DigestCache, file_digest
-from doit_oci.rules.dockerfile import CopyStep
+from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.layer import BLOCK, COMPRESSIONS, LayerBlob, media_type, tar_header, write_layer
-from doit_oci.rules.translate import ContextDir, plan_copy
 from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree
 
 EPOCH = 0

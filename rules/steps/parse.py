@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from doit_oci.rules.build import Unit
-from doit_oci.rules.dockerfile import evaluate
+from doit_oci.rules.dockerfile.evaluate import evaluate
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.records import ParseConfig, ParseCopies
 from doit_oci.rules.steps.run import Run
