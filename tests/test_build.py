@@ -220,7 +220,7 @@ def test_from_platform_is_expanded_in_the_global_args(
     dockerfiles = {**DOCKERFILES, "tool.Dockerfile": from_line + "\nCOPY tool /tool\n"}
     ws = workspace(tmp_path, PLAN, dockerfiles)
     options = Options(tags=("1.0",), targets=("tool",), build_args=build_args)
-    assert load_build(options, ws, {}).unit("tool").base_key == "base"
+    assert load_build(options, ws, {}).unit("tool").base == PlanImage("base")
 
 
 def test_from_platform_sees_no_undeclared_build_arg(tmp_path: Path) -> None:
@@ -281,4 +281,5 @@ def test_a_registry_image_is_no_typo(tmp_path: Path, from_image: str) -> None:
     }
     ws = workspace(tmp_path, TYPO_PLAN, dockerfiles)
     (unit,) = load_build(Options(tags=("1.0",), targets=("app",)), ws, {}).units
-    assert unit.base_ref.endswith(from_image.split("/")[-1])
+    assert isinstance(unit.base, RegistryImage)
+    assert unit.base.reference.endswith(from_image.split("/")[-1])

@@ -13,6 +13,7 @@ import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from doit_oci.registry.oci import ContainerConfig, ImageConfig
 from doit_oci.rules.dockerfile.forms import (
@@ -224,24 +225,26 @@ def _copy(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
     state.copies.append(_copy_step(ins, scope, state))
 
 
-_HANDLERS: Mapping[str, Callable[[_State, Instruction, dict[str, str]], None]] = {
-    "ADD": _copy,
-    "ARG": _arg,
-    "CMD": _cmd,
-    "COPY": _copy,
-    "ENTRYPOINT": _entrypoint,
-    "ENV": _env,
-    "EXPOSE": _expose,
-    "HEALTHCHECK": _healthcheck,
-    "LABEL": _label,
-    "MAINTAINER": _maintainer,
-    "RUN": _run,
-    "SHELL": _shell,
-    "STOPSIGNAL": _stopsignal,
-    "USER": _user,
-    "VOLUME": _volume,
-    "WORKDIR": _workdir,
-}
+_HANDLERS: Mapping[str, Callable[[_State, Instruction, dict[str, str]], None]] = MappingProxyType(
+    {
+        "ADD": _copy,
+        "ARG": _arg,
+        "CMD": _cmd,
+        "COPY": _copy,
+        "ENTRYPOINT": _entrypoint,
+        "ENV": _env,
+        "EXPOSE": _expose,
+        "HEALTHCHECK": _healthcheck,
+        "LABEL": _label,
+        "MAINTAINER": _maintainer,
+        "RUN": _run,
+        "SHELL": _shell,
+        "STOPSIGNAL": _stopsignal,
+        "USER": _user,
+        "VOLUME": _volume,
+        "WORKDIR": _workdir,
+    }
+)
 
 
 # --------------------------------------------------------------------------- the result

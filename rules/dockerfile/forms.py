@@ -9,13 +9,16 @@ check a Dockerfile and by ``evaluate`` to run it.
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 from doit_oci.rules.argsplit import split_json_or_shell, split_key_values, split_raw_words
 from doit_oci.rules.dockerfile.model import Instruction
 from doit_oci.rules.shellwords import ExpandError
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://|git@")
-_COPY_FLAGS = {"COPY": ("chown", "chmod", "from", "link"), "ADD": ("chown", "chmod", "link")}
+_COPY_FLAGS = MappingProxyType(
+    {"COPY": ("chown", "chmod", "from", "link"), "ADD": ("chown", "chmod", "link")}
+)
 _PORT = re.compile(r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp)?)?\Z")
 # moby/sys/signal's names for Linux, without the optional "SIG" prefix.
 _SIGNALS = frozenset(
