@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from doit_oci.registry.oci import Platform
-from doit_oci.rules.build import Unit
 from doit_oci.rules.dockerfile.read import build_arg_names
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
@@ -40,6 +39,7 @@ from doit_oci.rules.plan import platform_variables
 from doit_oci.rules.steps import copy, image, layer, layout, parse
 from doit_oci.rules.steps.base import RegistryBase, base_of
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Unit
 
 SPEC_VERSION = 3  # bump when a record's format or meaning changes, to rebuild them all
 

@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 
 from doit_oci.registry.oci import Descriptor
-from doit_oci.rules.build import Output
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import SPEC_VERSION, Doit, TaskDict, image_tasks_of, task_params
 from doit_oci.rules.names import TaskName
@@ -25,6 +24,7 @@ from doit_oci.rules.push import Destination
 from doit_oci.rules.steps import housekeeping, layout, push, save, status
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Output
 
 
 @dataclass(frozen=True)

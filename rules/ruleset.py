@@ -34,7 +34,7 @@ from typing import Any
 from doit_oci.registry.files import write_if_changed
 from doit_oci.registry.oci import Platform
 from doit_oci.rules import api, rulesplan
-from doit_oci.rules.build import Build, Output, load_build
+from doit_oci.rules.build import load_build
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.globals import PROCESS
 from doit_oci.rules.graph import TaskDict
@@ -46,6 +46,7 @@ from doit_oci.rules.push import Destination
 from doit_oci.rules.steps import layout, save
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.tasks import DOIT, declaration_error, make_tasks, tasks_taking_options
+from doit_oci.rules.units import Build, Output
 
 GROUP = "oci_images"  # builds every image rule: DOIT_CONFIG = doit_config(default_task=GROUP)
 

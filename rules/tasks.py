@@ -23,7 +23,7 @@ from doit.tools import config_changed
 
 from doit_oci.registry.errors import RegistryError
 from doit_oci.rules import report
-from doit_oci.rules.build import Build, load_build, state_dir
+from doit_oci.rules.build import load_build
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.errors import UserError, os_error
 from doit_oci.rules.globals import PROCESS
@@ -32,6 +32,7 @@ from doit_oci.rules.names import OPTION_TASKS, TaskName
 from doit_oci.rules.options import DEFAULT_PLAN, Options, cache_dir_from, read_options
 from doit_oci.rules.publish import Extra, build_tasks
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Build, state_dir
 from doit_oci.rules.workspace import lock_workspace, stop_on_sigterm
 
 _FAILED_MARK = "doit-oci: "

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from doit_oci.rules.build import Build
 from doit_oci.rules.globals import PROCESS
+from doit_oci.rules.units import Build
 
 # doit commands that only read: they take no lock
 COMMANDS_THAT_CHANGE_NOTHING = ("list", "info", "help", "dumpdb", "strace", "tabcompletion")

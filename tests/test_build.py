@@ -7,18 +7,11 @@ from pathlib import Path
 import pytest
 
 from doit_oci.registry.oci import Platform
-from doit_oci.rules.build import (
-    PlanImage,
-    RegistryImage,
-    Scratch,
-    base_candidates,
-    find_plan_base,
-    load_build,
-    local_platform,
-)
+from doit_oci.rules.build import base_candidates, find_plan_base, load_build
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import load_plan
+from doit_oci.rules.units import PlanImage, RegistryImage, Scratch, local_platform
 
 AMD64 = Platform("linux", "amd64")
 ARM64 = Platform("linux", "arm64")

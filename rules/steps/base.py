@@ -20,11 +20,11 @@ from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
 from doit_oci.rules import bases
 from doit_oci.rules.bases import ResolvedBase
-from doit_oci.rules.build import PlanImage, RegistryImage, Scratch, Unit
 from doit_oci.rules.push import Origin
 from doit_oci.rules.steps.records import BaseRecord, ImageRecord, TreeRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.tree import Tree
+from doit_oci.rules.units import PlanImage, RegistryImage, Scratch, Unit
 
 
 class Base(Protocol):

@@ -10,13 +10,13 @@ copied directory is noticed; unchanged files are not hashed again.
 
 from __future__ import annotations
 
-from doit_oci.rules.build import Unit
 from doit_oci.rules.context import Context, ContextDir
 from doit_oci.rules.copyplan import plan_copy
 from doit_oci.rules.plancontext import PlanContext
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.records import LayerInputs, ParseCopies, TreeRecord, same
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Unit
 
 
 def context(run: Run, unit: Unit) -> Context:

@@ -13,12 +13,12 @@ import datetime
 from pathlib import Path
 
 from doit_oci.registry import oci
-from doit_oci.rules.build import Unit
 from doit_oci.rules.layer import LayerBlob, write_layer
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, ParseConfig, RecordError
 from doit_oci.rules.steps.records import made_from as digest_of
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Unit
 
 EMPTY_LAYER_COMMENT = "doit-oci: empty layer (an OCI image has at least one)"
 

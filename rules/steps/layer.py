@@ -10,10 +10,10 @@ cache repository for a run that pushes (then it is mounted, never downloaded).
 from __future__ import annotations
 
 from doit_oci.registry.errors import RegistryError
-from doit_oci.rules.build import Unit
 from doit_oci.rules.layer import LayerBlob, write_layer
 from doit_oci.rules.steps.records import LayerInputs, LayerRecord, RecordError, made_from
 from doit_oci.rules.steps.run import Run, warn
+from doit_oci.rules.units import Unit
 
 
 def layer(run: Run, unit: Unit, index: int) -> None:

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from doit_oci.registry import oci
-from doit_oci.rules.build import Output, Unit
 from doit_oci.rules.steps.records import ImageRecord, IndexRecord, LayoutRecord
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Output, Unit
 
 
 def image_descriptor(run: Run, output: Output) -> oci.Descriptor:

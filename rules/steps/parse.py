@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from doit_oci.rules.build import Unit
 from doit_oci.rules.dockerfile.evaluate import evaluate
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.records import ParseConfig, ParseCopies
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Unit
 
 
 def records(run: Run, unit: Unit) -> tuple[ParseCopies, ParseConfig, tuple[str, ...]]:

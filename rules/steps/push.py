@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from doit_oci.registry import oci
-from doit_oci.rules.build import Output, platform_tag
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.progress import progress_display
 from doit_oci.rules.push import Destination, Origin, Progress, Pusher, destinations
@@ -23,6 +22,7 @@ from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Output, platform_tag
 
 
 def targets(run: Run, output: Output) -> list[Destination]:

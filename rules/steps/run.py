@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from doit_oci.registry.layout import Layout
-from doit_oci.rules.build import Build, Output, Unit
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.options import Options
+from doit_oci.rules.units import Build, Output, Unit
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
     from doit_oci.registry.client import Clients

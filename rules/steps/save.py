@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doit_oci.rules.build import Output
 from doit_oci.rules.push import destinations
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Output
 
 
 def paths(run: Run, output: Output) -> dict[str, Path]:

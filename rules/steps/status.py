@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from doit_oci.rules.build import Unit
 from doit_oci.rules.steps import copy, image, layer, parse
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, made_from, same
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Unit
 
 
 def changed_paths(path: Path, record: bytes) -> list[str]:
