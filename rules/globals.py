@@ -10,6 +10,8 @@ and forks workers. What has to outlive one of those calls lives here, and nowher
   reporter's summary table at the end of the run;
 - ``rules_tasks_given``: whether the tasks of the declared rules were given to doit
   already (every rule is a task creator; the first one called gives them all);
+- ``housekeeping_given``: whether the housekeeping tasks under their plain names (over
+  every plan) were made already (by the first task creator);
 - ``lock``: the open file whose flock makes this process the one run of its workspace;
 - ``created_seconds``: how long making the tasks took, for the timing line;
 - ``hashed``: path -> times this process hashed a file whose stat changed (the digest
@@ -33,6 +35,7 @@ class Process:
     declared: list[Any] = field(default_factory=list)
     runs: list[Any] = field(default_factory=list)
     rules_tasks_given: bool = False
+    housekeeping_given: bool = False
     lock: IO[str] | None = None
     created_seconds: float = 0.0
     hashed: dict[str, int] = field(default_factory=dict)
@@ -43,6 +46,7 @@ class Process:
         self.declared.clear()
         self.runs.clear()
         self.rules_tasks_given = False
+        self.housekeeping_given = False
         self.created_seconds = 0.0
         self.hashed.clear()
 

@@ -82,6 +82,12 @@ OPTIONS = (
     Option("save", "save", "bool", "also save each image under out/release/docker"),
     Option("no_clobber", "no-clobber", "bool", "refuse to push over existing tags but latest"),
     Option("no_cache", "no-cache", "bool", "rebuild everything"),
+    Option(
+        "prune_tags",
+        "prune-tags",
+        "bool",
+        "gc: also drop the names in out/oci/index.json that no plan of this run gives",
+    ),
     Option("qemu", "qemu", "bool", "build images that need emulation (env ISTIO_DOCKER_QEMU)"),
     Option(
         "insecure_registry",
@@ -114,6 +120,7 @@ class Options:
     save: bool = False
     no_clobber: bool = False
     no_cache: bool = False
+    prune_tags: bool = False
     qemu: bool = False
 
     @property
@@ -367,6 +374,7 @@ def read_options(
         save=save,
         no_clobber="no_clobber" in given,
         no_cache="no_cache" in given,
+        prune_tags="prune_tags" in given,
         qemu=qemu,
         push=push,
         insecure=insecure,

@@ -17,14 +17,14 @@ from functools import partial
 from pathlib import Path
 
 from doit_oci.registry.oci import Descriptor
-from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import SPEC_VERSION, Doit, TaskDict, image_tasks_of, task_params
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.push import Destination
-from doit_oci.rules.steps import housekeeping, layout, push, save, status
+from doit_oci.rules.steps import layout, push, save
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
+from doit_oci.rules.upkeep import Runs, housekeeping_tasks
 
 
 @dataclass(frozen=True)
@@ -60,17 +60,30 @@ class Extra:
 
 
 def build_tasks(
-    doit: Doit, run: Run, group: str, prefix: str = "", extra: Extra = Extra()
+    doit: Doit,
+    run: Run,
+    group: str,
+    prefix: str = "",
+    extra: Extra = Extra(),
+    everyone: Runs | None = None,
 ) -> Iterator[TaskDict]:
     """Every task of ``run``'s build, ``prefix`` before each name, then ``group`` over
-    them. With --no-cache every task that does something runs, whatever doit knows."""
-    for task in _tasks(doit, run, group, prefix, extra):
+    them; with ``everyone`` (the runs of every plan of the process, known when the tasks
+    run), also the housekeeping tasks under their plain names, over all of them. With
+    --no-cache every task that does something runs, whatever doit knows."""
+    for task in _tasks(doit, run, group, prefix, extra, everyone):
         if run.options.no_cache and task.get("actions"):
             task["uptodate"] = [*task.get("uptodate", []), False]
         yield task
 
 
-def _tasks(doit: Doit, run: Run, group: str, prefix: str, extra: Extra) -> Iterator[TaskDict]:
+def _one(run: Run) -> list[Run]:
+    return [run]
+
+
+def _tasks(
+    doit: Doit, run: Run, group: str, prefix: str, extra: Extra, everyone: Runs | None
+) -> Iterator[TaskDict]:
     options = run.options
     yield from image_tasks_of(doit, run, prefix)
     pushes = list(output_pushes(run, prefix)) if options.push else []
@@ -82,7 +95,10 @@ def _tasks(doit: Doit, run: Run, group: str, prefix: str, extra: Extra) -> Itera
         yield save_task(doit, run, str(TaskName("save", spec.label, prefix=prefix)), spec)
     yield from extra.indexes
     grouped += [task["basename"] for task in extra.indexes]
-    yield from housekeeping_tasks(doit, run, prefix)
+    if prefix:
+        yield from housekeeping_tasks(doit, partial(_one, run), prefix, run)
+    if everyone is not None:
+        yield from housekeeping_tasks(doit, everyone, "", None if prefix else run)
     yield {
         "basename": group,
         "doc": "build the images into the OCI image layout out/oci"
@@ -220,86 +236,4 @@ def save_task(doit: Doit, run: Run, name: str, spec: SaveTask) -> TaskDict:
             )
         ],
         "clean": True,
-    }
-
-
-# -- housekeeping --------------------------------------------------------------------------
-
-
-def _printing(lines: Callable[[], Sequence[str]]) -> Callable[[], None]:
-    def work() -> None:
-        for line in lines():
-            print(line)
-
-    return work
-
-
-def _verify(run: Run) -> None:
-    lines, damaged = housekeeping.verify(run)
-    for line in lines:
-        print(line)
-    if damaged:
-        raise UserError(
-            f"{damaged} damaged or missing blobs in {run.layout.root}",
-            "verify",
-            "run the build again: it makes them again",
-        )
-
-
-def _push_index(run: Run, output: Output) -> None:
-    for line in push.push_index(run, output):
-        print(f"pushed the index {line}")
-
-
-def command_task(
-    doit: Doit, name: str, doc: str, work: Callable[[], object], plan: str
-) -> TaskDict:
-    """A task that builds nothing: it runs when asked for, and prints what it finds."""
-    return {
-        "basename": name,
-        "doc": doc,
-        "actions": [doit.action(work)],
-        "verbosity": 2,
-        "params": task_params(plan),
-    }
-
-
-def housekeeping_tasks(doit: Doit, run: Run, prefix: str) -> Iterator[TaskDict]:
-    plan = run.options.plan
-    commands: tuple[tuple[str, str, Callable[[], object]], ...] = (
-        (
-            "status",
-            "say which images are out of date and why (nothing is built)",
-            _printing(partial(status.report, run)),
-        ),
-        (
-            "verify",
-            "hash the content store again and report (and remove) damaged blobs",
-            partial(_verify, run),
-        ),
-        (
-            "gc",
-            "remove from the content store what no image refers to",
-            _printing(partial(housekeeping.gc, run)),
-        ),
-    )
-    for step, doc, work in commands:
-        yield command_task(doit, str(TaskName(step, prefix=prefix)), doc, work, plan)
-    joins: list[str] = []
-    if run.options.hubs and not run.options.platform_tags:
-        for output in run.build.outputs:
-            joins.append(str(TaskName("index", output.label, prefix=prefix)))
-            yield {
-                "basename": joins[-1],
-                "doc": f"make {output.label} for every platform from the <tag>-<arch> images",
-                "actions": [doit.action(partial(_push_index, run, output))],
-                "verbosity": 2,
-            }
-    yield {
-        "basename": str(TaskName("push_index", prefix=prefix)),
-        "doc": "make each multi-platform image from what one machine per platform pushed"
-        " with --platform-tags (reads manifests and configs, never a layer)",
-        "actions": None,
-        "task_dep": joins,
-        "params": task_params(plan),
     }

@@ -194,6 +194,11 @@ def tasks_taking_options(group: str, prefix: str, more: Sequence[str] = ()) -> t
     return (group, *(f"{prefix}{task}" for task in OPTION_TASKS), *more)
 
 
+def _every_run() -> list[Run]:
+    """The runs of every task creator of this process (all of them, once tasks run)."""
+    return [made.run for made in PROCESS.runs if isinstance(made, Made)]
+
+
 def make_tasks(
     options: Callable[[], Options],
     build: Callable[[Options], Build],
@@ -213,8 +218,12 @@ def make_tasks(
         raise InvalidTask(str(exc)) from None
     lock_workspace(made, sys.argv[1:])
     run = Run(made, os.environ if environ is None else environ)
+    everyone = None
+    if not PROCESS.housekeeping_given:
+        PROCESS.housekeeping_given = True
+        everyone = _every_run
     try:
-        tasks = list(build_tasks(DOIT, run, group, prefix, extra(run)))
+        tasks = list(build_tasks(DOIT, run, group, prefix, extra(run), everyone))
     except UserError as exc:
         raise InvalidTask(str(exc)) from None
     PROCESS.runs.append(Made(run, group, prefix))

@@ -166,7 +166,7 @@ def test_gc_keeps_what_records_and_names_need(run: Run) -> None:
     roots = housekeeping.roots(run)
     assert ImageRecord.read(base.image_record).manifest.digest in roots
     assert stray.digest not in roots
-    lines = housekeeping.gc(run)
+    lines = housekeeping.gc([run])
     assert not run.layout.has_blob(stray.digest)
     assert lines[0].startswith("gc: removed 1 blobs")
     assert image.uptodate(run, app) and layer.uptodate(run, base, 0)

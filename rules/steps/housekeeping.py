@@ -12,10 +12,11 @@ build, plan or run made.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from doit_oci.registry import oci
+from doit_oci.rules.steps.layout import named_descriptors
 from doit_oci.rules.steps.push import origins
 from doit_oci.rules.steps.run import Run
 
@@ -46,18 +47,29 @@ def roots(run: Run) -> set[str]:
     return found
 
 
-def gc(run: Run) -> list[str]:
-    """Remove what nothing needs; the lines to print."""
+def gc(runs: Sequence[Run]) -> list[str]:
+    """Remove what nothing needs from the content store ``runs`` share; with --prune-tags,
+    first drop the names of index.json that none of them gives. The lines to print."""
+    run = runs[0]
+    lines = []
+    if run.options.prune_tags:
+        given = {name for each in runs for name in named_descriptors(each)}
+        kept = {d.ref_name for d in run.layout.read_index().manifests} & given
+        dropped = run.layout.drop_refs(
+            {d.ref_name for d in run.layout.read_index().manifests} - kept
+        )
+        lines += [f"gc: dropped the name {name}" for name in dropped]
     result = run.layout.gc(roots(run))
     return [
         f"gc: removed {result.removed} blobs ({_size(result.removed_bytes)}), kept {result.kept}"
     ]
 
 
-def verify(run: Run) -> tuple[list[str], int]:
-    """Check every blob and every name: the lines to print and how many blobs are damaged
-    or missing."""
-    elsewhere = set(origins(run)) if run.options.push else set()
+def verify(runs: Sequence[Run]) -> tuple[list[str], int]:
+    """Check every blob and every name of the content store ``runs`` share: the lines to
+    print and how many blobs are damaged or missing."""
+    run = runs[0]
+    elsewhere = {digest for each in runs if each.options.push for digest in origins(each)}
     damage = run.layout.verify(roots(run), elsewhere)
     lines = []
     for item in damage:

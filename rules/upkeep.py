@@ -1,0 +1,129 @@
+"""The housekeeping tasks: status, verify, gc and push_index, for one plan (under its
+prefix: ``oci.status``) and under their plain names over every plan of the process
+(``status``), in every way of use. No doit here (see rules.graph).
+
+The plain ones are made by the first task creator, before the others have run: so they
+take the runs of every plan as a callable, read when they run (every creator has run by
+then), and do their work in their own action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.graph import Doit, TaskDict, task_params
+from doit_oci.rules.names import TaskName
+from doit_oci.rules.steps import housekeeping, push, status
+from doit_oci.rules.steps.run import Run
+from doit_oci.rules.units import Output
+
+Runs = Callable[[], Sequence[Run]]
+
+
+def _by_layout(runs: Sequence[Run]) -> dict[Path, list[Run]]:
+    """The runs that share each content store (plans of one workspace share out/oci)."""
+    found: dict[Path, list[Run]] = {}
+    for run in runs:
+        found.setdefault(run.layout.root, []).append(run)
+    return found
+
+
+def _status(runs: Runs) -> None:
+    every = runs()
+    for run in every:
+        label = f"{run.options.scope}." if len(every) > 1 and run.options.scope else ""
+        for line in status.report(run):
+            print(label + line)
+
+
+def _verify(runs: Runs) -> None:
+    damaged = 0
+    for root, sharing in _by_layout(runs()).items():
+        lines, count = housekeeping.verify(sharing)
+        damaged += count
+        for line in lines:
+            print(line)
+        if count:
+            raise UserError(
+                f"{count} damaged or missing blobs in {root}",
+                "verify",
+                "run the build again: it makes them again",
+            )
+
+
+def _gc(runs: Runs) -> None:
+    for sharing in _by_layout(runs()).values():
+        for line in housekeeping.gc(sharing):
+            print(line)
+
+
+def _push_index(run: Run, output: Output) -> None:
+    for line in push.push_index(run, output):
+        print(f"pushed the index {line}")
+
+
+def _push_every_index(runs: Runs, own: Run | None) -> None:
+    for run in runs():
+        if run is own or not run.options.hubs or run.options.platform_tags:
+            continue
+        for output in run.build.outputs:
+            _push_index(run, output)
+
+
+def command_task(
+    doit: Doit, name: str, doc: str, work: Callable[[], object], plan: str
+) -> TaskDict:
+    """A task that builds nothing: it runs when asked for, and prints what it finds."""
+    return {
+        "basename": name,
+        "doc": doc,
+        "actions": [doit.action(work)],
+        "verbosity": 2,
+        "params": task_params(plan),
+    }
+
+
+def housekeeping_tasks(doit: Doit, runs: Runs, prefix: str, own: Run | None) -> Iterator[TaskDict]:
+    """status, verify, gc and push_index over ``runs``; ``own`` is the run whose
+    push_index joins are tasks of their own (``index:<image>``)."""
+    plan = own.options.plan if own is not None else ""
+    commands: tuple[tuple[str, str, Callable[[], object]], ...] = (
+        (
+            "status",
+            "say which images are out of date and why (nothing is built)",
+            partial(_status, runs),
+        ),
+        (
+            "verify",
+            "hash the content store again, remove damaged blobs, name missing ones",
+            partial(_verify, runs),
+        ),
+        (
+            "gc",
+            "remove from the content store what no name and no record needs",
+            partial(_gc, runs),
+        ),
+    )
+    for step, doc, work in commands:
+        yield command_task(doit, str(TaskName(step, prefix=prefix)), doc, work, plan)
+    joins: list[str] = []
+    if own is not None and own.options.hubs and not own.options.platform_tags:
+        for output in own.build.outputs:
+            joins.append(str(TaskName("index", output.label, prefix=prefix)))
+            yield {
+                "basename": joins[-1],
+                "doc": f"make {output.label} for every platform from the <tag>-<arch> images",
+                "actions": [doit.action(partial(_push_index, own, output))],
+                "verbosity": 2,
+            }
+    yield {
+        "basename": str(TaskName("push_index", prefix=prefix)),
+        "doc": "make each multi-platform image from what one machine per platform pushed"
+        " with --platform-tags (reads manifests and configs, never a layer)",
+        "actions": [doit.action(partial(_push_every_index, runs, own))],
+        "task_dep": joins,
+        "params": task_params(plan),
+    }
