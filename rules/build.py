@@ -118,7 +118,10 @@ def load_build(
                     f"cannot read the Dockerfile: {exc}", image.where, "check the file"
                 ) from None
             dockerfiles[path] = read_dockerfile(
-                text, _display(path, workspace), image.ignore_runs or plan.ignore_runs
+                text,
+                _display(path, workspace),
+                image.ignore_runs or plan.ignore_runs,
+                image.dockerfile_where,
             )
         return dockerfiles[path]
 

@@ -178,10 +178,23 @@ def translate_task(doit: Doit, run: Run, name: str, unit: Unit, after: list[str]
     }
 
 
-def layer_task(doit: Doit, run: Run, name: str, unit: Unit, index: int) -> TaskDict:
+def cache_check_task(doit: Doit, run: Run, name: str) -> TaskDict:
+    return {
+        "basename": name,
+        "doc": f"check once that the layer cache {run.options.cache_repo} answers",
+        "actions": [doit.action(partial(layer.check_cache, run))],
+        "targets": [str(layer.cache_check_path(run))],
+        "verbosity": 2,
+    }
+
+
+def layer_task(
+    doit: Doit, run: Run, name: str, unit: Unit, index: int, setup: list[str]
+) -> TaskDict:
     options = run.options
     return {
         "basename": name,
+        "setup": setup,
         "doc": f"layer {index} of {unit.name} ({unit.platform})",
         "actions": [doit.action(partial(layer.layer, run, unit, index))],
         "file_dep": [str(unit.inputs(index))],
@@ -251,6 +264,10 @@ def image_tasks_of(doit: Doit, run: Run, prefix: str) -> Iterator[TaskDict]:
             resolved.add(base.record)
             key = base.label + (f"@{unit.platform.slug}" if several else "")
             yield base_task(doit, run, str(TaskName("base", key, None, prefix)), base)
+    cache_check = []
+    if run.options.cache_repo:
+        cache_check.append(name("cache-repo"))
+        yield cache_check_task(doit, run, cache_check[0])
     for unit in build.units:
         yield parse_task(doit, run, name("parse", unit), unit)
         after = []
@@ -261,6 +278,6 @@ def image_tasks_of(doit: Doit, run: Run, prefix: str) -> Iterator[TaskDict]:
             after.append(name("translate", upstream))
         yield translate_task(doit, run, name("translate", unit), unit, after)
         for index in range(unit.layer_count):
-            yield layer_task(doit, run, name("layer", unit, index), unit, index)
+            yield layer_task(doit, run, name("layer", unit, index), unit, index, cache_check)
         yield image_task(doit, run, name("image", unit), unit)
     yield layout_task(doit, run, name("layout"))

@@ -57,6 +57,9 @@ class ImagePlan:
     platforms: tuple[str, ...] = ()
     args: tuple[tuple[str, str], ...] = ()
     ignore_runs: bool = False
+    # where messages place its instructions: "" for the Dockerfile's own lines, the rule's
+    # place in dodo.py for a Dockerfile written for a Python rule
+    dockerfile_where: str = ""
 
     def dependencies(self, workspace: Path) -> tuple[Path, ...]:
         """The real paths a Dockerfile of this image may COPY from, as in the seed."""

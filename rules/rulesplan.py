@@ -120,6 +120,7 @@ def rules_plan(
                 platforms=rule.platforms,
                 emulation_required=rule.emulation_required,
                 args=rule.args,
+                dockerfile_where="" if rule.dockerfile else rule.where,
             )
         )
     return Plan("dodo.py", platform, tuple(images)), written

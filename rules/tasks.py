@@ -125,7 +125,18 @@ class Reporter(ConsoleReporter):
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         super().initialize(tasks, selected_tasks)
-        self._selected = list(selected_tasks or [])
+        # what the run asked for, with what it depends on: a plan's table is printed when
+        # its group task is among them (also through an aggregate such as build_images)
+        wanted: set[str] = set()
+        todo = list(selected_tasks or [])
+        while todo:
+            name = todo.pop()
+            if name in wanted:
+                continue
+            wanted.add(name)
+            task = tasks.get(name) if isinstance(tasks, dict) else None
+            todo.extend(getattr(task, "task_dep", ()) or ())
+        self._selected = sorted(wanted)
 
     def complete_run(self) -> None:
         self.failures: list[dict[str, Any]] = [f for f in self.failures if not f.get("ours")]

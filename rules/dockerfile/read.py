@@ -54,8 +54,10 @@ _COMMAND = re.compile(r"[\t\v\f\r ]+")
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
 
 
-def read_dockerfile(text: str, path: str, ignore_runs: bool = False) -> Dockerfile:
-    """Split a Dockerfile into global ARGs and stages, and check every instruction."""
+def read_dockerfile(text: str, path: str, ignore_runs: bool = False, where: str = "") -> Dockerfile:
+    """Split a Dockerfile into global ARGs and stages, and check every instruction.
+    Messages name ``path:<line>``, or ``where`` for every line of a Dockerfile written
+    for a rule (its place in dodo.py)."""
     escape, lines = _logical_lines(text, path)
     global_args: list[Instruction] = []
     stages: list[Stage] = []
@@ -70,7 +72,7 @@ def read_dockerfile(text: str, path: str, ignore_runs: bool = False) -> Dockerfi
     for line, content in lines:
         word, *rest = _COMMAND.split(content.strip(SPACES), maxsplit=1)
         keyword = word.upper()
-        ins = Instruction(keyword, rest[0] if rest else "", line, f"{path}:{line}")
+        ins = Instruction(keyword, rest[0] if rest else "", line, where or f"{path}:{line}")
         if keyword not in KNOWN:
             raise ins.fail(
                 f"unknown instruction {word!r}",

@@ -9,9 +9,17 @@ cache repository for a run that pushes (then it is mounted, never downloaded).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from doit_oci.registry.errors import RegistryError
 from doit_oci.rules.layer import LayerBlob, write_layer
-from doit_oci.rules.steps.records import LayerInputs, LayerRecord, RecordError, made_from
+from doit_oci.rules.steps.records import (
+    CacheCheck,
+    LayerInputs,
+    LayerRecord,
+    RecordError,
+    made_from,
+)
 from doit_oci.rules.steps.run import Run, warn
 from doit_oci.rules.units import Unit
 
@@ -66,7 +74,7 @@ def _cache_key(run: Run, unit: Unit, index: int) -> str:
 def from_cache(run: Run, unit: Unit, index: int) -> LayerBlob | None:
     """The layer any runner made from the same inputs, from the cache repository; its blob
     is fetched into the store unless this run pushes (then it is mounted)."""
-    if not run.options.cache_repo:
+    if not run.options.cache_repo or not _cache_usable(run):
         return None
     from doit_oci.rules import bases
     from doit_oci.rules.layercache import CacheRepo, lookup
@@ -87,7 +95,7 @@ def from_cache(run: Run, unit: Unit, index: int) -> LayerBlob | None:
 
 def to_cache(run: Run, unit: Unit, index: int, blob: LayerBlob) -> None:
     """Put a layer this run made into the cache repository, for the next runner."""
-    if not run.options.cache_repo:
+    if not run.options.cache_repo or not _cache_usable(run):
         return
     from doit_oci.registry.client import BlobSource
     from doit_oci.rules.layercache import CacheRepo, store
@@ -101,3 +109,37 @@ def to_cache(run: Run, unit: Unit, index: int, blob: LayerBlob) -> None:
         store(client, repo, _cache_key(run, unit, index), blob, source)
     except RegistryError as exc:
         warn(f"layer cache {repo}: {exc}; the layer is not cached")
+
+
+def cache_check_path(run: Run) -> Path:
+    return run.records / run.options.scope / "cache-repo.json"
+
+
+def check_cache(run: Run) -> None:
+    """Before the first layer is built: can the cache repository be reached? Asked once
+    (within ten seconds, not the whole registry deadline); if not, one warning, and every
+    layer of the run is built without it."""
+    from doit_oci.registry.client import Clients
+    from doit_oci.registry.transport import RetryPolicy
+    from doit_oci.rules.layercache import CacheRepo
+
+    repo = CacheRepo.parse(run.options.cache_repo)
+    policy = RetryPolicy(deadline=min(10.0, run.options.registry_deadline))
+    clients = Clients(run.environ, run.options.insecure, policy)
+    problem = ""
+    try:
+        clients.get(repo.registry).check_access()
+    except RegistryError as exc:
+        problem = str(exc)
+        warn(f"layer cache {repo} unreachable: building without it ({problem})")
+    finally:
+        clients.close()
+    CacheCheck(str(repo), problem).write(cache_check_path(run))
+
+
+def _cache_usable(run: Run) -> bool:
+    try:
+        check = CacheCheck.read(cache_check_path(run))
+    except (OSError, RecordError):
+        return True  # not checked: try it
+    return not (check.repository == run.options.cache_repo and check.problem)

@@ -304,3 +304,18 @@ class IndexRecord(Record):
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(oci.Descriptor.from_json(data))
+
+
+@dataclass(frozen=True)
+class CacheCheck(Record):
+    """cache-repo.json: whether this run's layer cache repository answered ("" problem)."""
+
+    repository: str
+    problem: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "problem": self.problem}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(str(data["repository"]), str(data["problem"]))
