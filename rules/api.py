@@ -35,12 +35,12 @@ from typing import Any
 
 from doit_oci.registry.files import write_if_changed
 from doit_oci.registry.oci import INDEX, Descriptor, Index, Platform
+from doit_oci.registry.push import Destination
 from doit_oci.registry.reference import split_repository
 from doit_oci.rules.build import Build, Output, load_build
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.options import read_options
 from doit_oci.rules.plan import ImagePlan, Plan, expand, plan_variables
-from doit_oci.rules.push import Destination
 
 TaskDict = dict[str, Any]
 GROUP = "oci_images"  # builds every image rule: DOIT_CONFIG = doit_config(default_task=GROUP)

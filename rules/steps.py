@@ -21,19 +21,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from doit_oci.registry import oci, reference
+from doit_oci.registry import oci, pull, reference
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.files import write_if_changed
 from doit_oci.registry.layout import Layout
-from doit_oci.rules import bases
-from doit_oci.rules.bases import ResolvedBase
+from doit_oci.registry.pull import ResolvedBase
+from doit_oci.registry.push import Destination, Origin, Progress, Pusher, destinations
 from doit_oci.rules.build import Build, Output, Unit
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.dockerfile import CopyStep, evaluate
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.layer import LayerBlob, write_layer
 from doit_oci.rules.progress import progress_display
-from doit_oci.rules.push import Destination, Origin, Progress, Pusher, destinations
 from doit_oci.rules.translate import Context, ContextDir, PlanContext, plan_copy
 from doit_oci.rules.tree import Entry, Tree
 
@@ -119,12 +118,12 @@ class Steps:
     def resolve_base(self, unit: Unit) -> None:
         ref = reference.parse(unit.base_ref)
         client = self.clients.get(ref.registry)
-        resolved = bases.resolve(client, ref, unit.platform, self.layout)
+        resolved = pull.resolve(client, ref, unit.platform, self.layout)
         if not self.build.options.push:
             # the layout holds whole images: bring the base's layers into the store once
             for layer in resolved.layers:
                 if not self.layout.has_blob(layer.digest):
-                    bases.fetch_blob(client, ref.path, layer, self.layout)
+                    pull.fetch_blob(client, ref.path, layer, self.layout)
         write_if_changed(unit.base_record, _dump(resolved.to_json()))
 
     def base_uptodate(self, unit: Unit) -> bool:
@@ -277,7 +276,7 @@ class Steps:
             return None
         local = hit is None or self.layout.has_blob(hit.descriptor.digest)
         if hit is not None and not local and not self.build.options.push:
-            bases.fetch_blob(client, repo.repository, hit.descriptor, self.layout)
+            pull.fetch_blob(client, repo.repository, hit.descriptor, self.layout)
         return hit
 
     def cache_layer(self, unit: Unit, index: int, blob: LayerBlob) -> None:

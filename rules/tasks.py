@@ -37,6 +37,7 @@ from doit.tools import config_changed
 
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.oci import Platform
+from doit_oci.registry.push import destinations
 from doit_oci.rules.build import Build, Output, Unit, load_build, state_dir
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.dockerfile import build_arg_names
@@ -44,7 +45,6 @@ from doit_oci.rules.errors import UserError
 from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
 from doit_oci.rules.options import DEFAULT_PLAN, OPTIONS, cache_dir_from, read_options
 from doit_oci.rules.plan import platform_variables
-from doit_oci.rules.push import destinations
 from doit_oci.rules.steps import Steps
 
 SPEC_VERSION = 3  # bump when a record's format or meaning changes, to rebuild them all

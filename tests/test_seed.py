@@ -14,8 +14,8 @@ import pytest
 from conftest import doit, index_of
 from registries import RunningRegistry
 
+from doit_oci.registry.push import destinations
 from doit_oci.rules.build import build_variants, variant_tags
-from doit_oci.rules.push import destinations
 
 ISTIO = Path(__file__).parent / "istio"
 ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
