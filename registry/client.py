@@ -34,7 +34,7 @@ from doit_oci.registry.transport import (
 )
 
 CHUNK = 1 << 20
-MANIFEST_TYPES = (oci.MANIFEST, oci.INDEX, oci.DOCKER_MANIFEST, oci.DOCKER_MANIFEST_LIST)
+ACCEPT_MANIFESTS = ", ".join((*oci.MANIFEST_TYPES, *oci.INDEX_TYPES))
 USER_AGENT = "doit-oci/0.1"
 
 
@@ -438,7 +438,7 @@ class RegistryClient:
             repository,
             f"check manifest {reference}",
             scopes=(self._scope(repository, "pull"),),
-            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            headers={"Accept": ACCEPT_MANIFESTS},
             allow=(404,),
         )
         if response.status_code == 404:
@@ -456,7 +456,7 @@ class RegistryClient:
             repository,
             f"get manifest {reference}",
             scopes=(self._scope(repository, "pull"),),
-            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            headers={"Accept": ACCEPT_MANIFESTS},
         )
         data = response.content
         digest = oci.sha256_digest(data)

@@ -105,7 +105,7 @@ def collect(layout: Layout, top: oci.Descriptor) -> _Image:
     def visit(descriptor: oci.Descriptor) -> None:
         data = layout.read(descriptor.digest)
         document = oci.parse_json_document(data, f"blob {descriptor.digest}")
-        if descriptor.media_type in (oci.INDEX, oci.DOCKER_MANIFEST_LIST):
+        if descriptor.media_type in oci.INDEX_TYPES:
             for child in oci.Index.from_json(document).manifests:
                 visit(child)
         else:

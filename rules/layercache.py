@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # httpx and the client are imported only when a registry is u
 VERSION = "doit-oci layer cache v1"
 ARTIFACT_TYPE = "application/vnd.doit-oci.layer-cache.v1"
 CONFIG_TYPE = "application/vnd.doit-oci.layer-cache.config.v1+json"
-LAYER_TYPES = (oci.LAYER_TAR, oci.LAYER_GZIP, oci.LAYER_ZSTD)
 MAX_CONFIG = 1 << 16  # a config blob larger than this is not one of ours: not read
 
 _KEY = re.compile(r"[0-9a-f]{64}\Z")
@@ -218,7 +217,7 @@ def _check_layer(layer: LayerBlob) -> None:
     descriptor = layer.descriptor
     if not oci.is_digest(layer.diff_id) or not oci.is_digest(descriptor.digest):
         raise ValueError(f"layer {layer} has no sha256 digest or diff_id")
-    if descriptor.media_type not in LAYER_TYPES:
+    if descriptor.media_type not in oci.LAYER_TYPES:
         raise ValueError(f"layer {descriptor.digest} has media type {descriptor.media_type}")
 
 
@@ -270,7 +269,7 @@ def _parse_manifest(data: bytes, media_type: str) -> tuple[oci.Descriptor, oci.D
     if not isinstance(layers, list) or len(layers) != 1:
         raise _Malformed("it does not hold exactly one layer")
     layer = _descriptor(layers[0], "layer")
-    if layer.media_type not in LAYER_TYPES:
+    if layer.media_type not in oci.LAYER_TYPES:
         raise _Malformed(f"its layer has media type {layer.media_type}")
     return config, layer
 

@@ -42,8 +42,6 @@ BLOCK = 512
 RECORD = tarfile.RECORDSIZE
 GZIP_LEVEL = 1  # gzip --fast, as Istio's builder compresses its saved images
 
-INDEX_TYPES = (oci.INDEX, oci.DOCKER_MANIFEST_LIST)
-MANIFEST_TYPES = (oci.MANIFEST, oci.DOCKER_MANIFEST)
 IMAGE_NAME = "io.containerd.image.name"  # the full name annotation docker save writes
 
 # the OCI image-spec grammar of org.opencontainers.image.ref.name
@@ -259,12 +257,12 @@ def _parse(data: bytes, descriptor: oci.Descriptor) -> dict[str, Any]:
 
 
 def _read_manifest(layout: Layout, descriptor: oci.Descriptor, owner: str) -> oci.Manifest:
-    if descriptor.media_type in INDEX_TYPES:
+    if descriptor.media_type in oci.INDEX_TYPES:
         raise SaveError(
             f"{descriptor.digest} is a multi-platform index; a docker archive holds one"
             " platform's image: save the manifest of one platform of it"
         )
-    if descriptor.media_type not in MANIFEST_TYPES:
+    if descriptor.media_type not in oci.MANIFEST_TYPES:
         raise SaveError(
             f"{descriptor.digest} has media type {descriptor.media_type!r}, not an image manifest"
         )
@@ -282,7 +280,7 @@ def _collect(layout: Layout, top: oci.Descriptor) -> list[str]:
     def visit(descriptor: oci.Descriptor, role: str, owner: str) -> None:
         if descriptor.digest in found:
             return
-        if descriptor.media_type in INDEX_TYPES:
+        if descriptor.media_type in oci.INDEX_TYPES:
             document = _parse(_read_blob(layout, descriptor, role, owner), descriptor)
             found[descriptor.digest] = None
             try:
@@ -291,7 +289,7 @@ def _collect(layout: Layout, top: oci.Descriptor) -> list[str]:
                 raise SaveError(f"index {descriptor.digest} is malformed: {_line(exc)}") from None
             for child in children:
                 visit(child, "manifest", f"index {descriptor.digest}")
-        elif descriptor.media_type in MANIFEST_TYPES:
+        elif descriptor.media_type in oci.MANIFEST_TYPES:
             manifest = _read_manifest(layout, descriptor, owner)
             found[descriptor.digest] = None
             visit(manifest.config, "config", f"image {descriptor.digest}")
