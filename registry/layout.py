@@ -10,32 +10,32 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 from doit_oci.registry import oci
-from doit_oci.registry.files import write_atomic
+from doit_oci.registry.files import TempFile, write_atomic
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 
 
 class BlobWriter:
-    """Streams bytes into a temp file while hashing them; ``commit`` names the blob."""
+    """Streams bytes into a temp file while hashing them; ``commit`` names the blob.
+
+    The temp file is locked while it is open, so ``Layout.gc`` leaves it alone.
+    """
 
     def __init__(self, layout: Layout) -> None:
         self._layout = layout
-        layout.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix="blob-", dir=layout.tmp_dir)
-        self._file = os.fdopen(fd, "wb")
+        self._temp = TempFile(layout.tmp_dir, prefix="blob-")
         self._hash = hashlib.sha256()
         self.size = 0
         self.digest = ""
 
     def write(self, data: bytes | memoryview) -> int:
         self._hash.update(data)
-        self._file.write(data)
+        self._temp.file.write(data)
         self.size += len(data)
         return len(data)
 
@@ -45,14 +45,12 @@ class BlobWriter:
         On any failure the temp file is removed and ``digest`` stays empty.
         """
         try:
-            self._file.close()
             digest = "sha256:" + self._hash.hexdigest()
             if expected is not None and expected != digest:
                 raise ValueError(f"blob digest {digest} is not the expected {expected}")
             target = self._layout.blob_path(digest)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(self._tmp, 0o644)
-            os.replace(self._tmp, target)
+            self._temp.keep(target)
         except BaseException:
             self.abort()
             raise
@@ -60,9 +58,7 @@ class BlobWriter:
         return digest
 
     def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._temp.discard()
 
     def __enter__(self) -> BlobWriter:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -10,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from doit_oci.registry import oci
-from doit_oci.registry.files import write_atomic, write_if_changed
+from doit_oci.registry.files import (
+    TempFile,
+    atomic_file,
+    link_or_copy,
+    remove_unless_locked,
+    temp_folder,
+    write_atomic,
+    write_if_changed,
+)
 from doit_oci.registry.layout import LAYOUT_VERSION, BlobWriter, Layout
 from tests.schemas import validate
 
@@ -343,3 +352,95 @@ def test_write_if_changed(tmp_path: Path) -> None:
     assert path.read_bytes() == b"two"
     assert path.stat().st_mtime_ns != 1_000_000_000
     assert sorted(p.name for p in path.parent.iterdir()) == ["record.json"]
+
+
+def _locked_by_someone(path: Path) -> bool:
+    """Whether another open file holds ``path``'s flock (we try it, without waiting)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_atomic_file_renames_into_place_and_holds_its_lock_until_then(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "file.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"old")
+    with atomic_file(path, tmp_dir=tmp_path / "tmp") as out:
+        out.write(b"\x00new")
+        (temp,) = (tmp_path / "tmp").iterdir()
+        assert _locked_by_someone(temp)
+        assert path.read_bytes() == b"old"  # a reader sees the old bytes until the rename
+    assert path.read_bytes() == b"\x00new"
+    assert _mode(path) == 0o644
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not _locked_by_someone(path)
+
+
+def test_atomic_file_removes_its_temp_file_when_the_block_fails(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"), atomic_file(path) as out:
+        out.write(b"half")
+        raise RuntimeError("boom")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_link_or_copy_links_and_replaces(tmp_path: Path) -> None:
+    source, target = tmp_path / "a", tmp_path / "sub" / "b"
+    source.write_bytes(b"bytes")
+    target.parent.mkdir()
+    target.write_bytes(b"older")
+    link_or_copy(source, target)
+    assert target.samefile(source)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["b"]
+
+
+def test_link_or_copy_copies_when_it_cannot_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, target = tmp_path / "a", tmp_path / "b"
+    source.write_bytes(b"bytes")
+    source.chmod(0o600)
+
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    link_or_copy(source, target)
+    assert target.read_bytes() == b"bytes" and not target.samefile(source)
+    assert _mode(target) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_temp_folder_is_locked_then_removed(tmp_path: Path) -> None:
+    with temp_folder(tmp_path / "tmp", "save-") as folder:
+        (folder / "inside").write_bytes(b"x")
+        assert folder.parent == tmp_path / "tmp" and folder.name.startswith("save-")
+        assert _locked_by_someone(folder)
+        assert remove_unless_locked(folder) is False
+        assert (folder / "inside").read_bytes() == b"x"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_remove_unless_locked(tmp_path: Path) -> None:
+    dead = tmp_path / "dead.tmp"
+    dead.write_bytes(b"a killed run's")
+    dead_folder = tmp_path / "save-dead"
+    (dead_folder / "sub").mkdir(parents=True)
+    (dead_folder / "sub" / "layer").write_bytes(b"x")
+    live = TempFile(tmp_path)
+    live.file.write(b"being written")
+    assert remove_unless_locked(live.path) is False
+    assert remove_unless_locked(dead) is True
+    assert remove_unless_locked(dead_folder) is True
+    assert remove_unless_locked(tmp_path / "gone") is False
+    assert list(tmp_path.iterdir()) == [live.path]
+    live.keep(tmp_path / "kept")
+    assert (tmp_path / "kept").read_bytes() == b"being written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
