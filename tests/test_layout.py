@@ -5,7 +5,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from doit_oci.registry.files import (
     write_atomic,
     write_if_changed,
 )
-from doit_oci.registry.layout import LAYOUT_VERSION, BlobWriter, Layout
+from doit_oci.registry.layout import LAYOUT_VERSION, BlobWriter, Damage, GcResult, Layout
 from tests.schemas import validate
 
 HELLO_SHA = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # b"hello"
@@ -444,3 +447,145 @@ def test_remove_unless_locked(tmp_path: Path) -> None:
     live.keep(tmp_path / "kept")
     assert (tmp_path / "kept").read_bytes() == b"being written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+
+
+# -- housekeeping: reachable, gc, verify, drop_refs ------------------------------------------
+
+
+def _image(layout: Layout, name: str, *layers: bytes) -> oci.Descriptor:
+    """An image of real blobs (config, layers, manifest), named ``name`` unless empty."""
+    config = layout.put(oci.CONFIG, json.dumps({"name": name, "rootfs": {}}).encode())
+    stored = tuple(layout.put(oci.LAYER_TAR, data) for data in layers)
+    manifest = layout.put(oci.MANIFEST, oci.Manifest(config, stored).to_bytes())
+    if name:
+        layout.set_refs({name: manifest})
+    return manifest
+
+
+def _index(layout: Layout, name: str, *manifests: oci.Descriptor) -> oci.Descriptor:
+    index = layout.put(oci.INDEX, oci.Index(manifests).to_bytes())
+    layout.set_refs({name: index})
+    return index
+
+
+def _blobs_of(layout: Layout, manifest: oci.Descriptor) -> set[str]:
+    parsed = oci.Manifest.from_json(json.loads(layout.read(manifest.digest)))
+    return {manifest.digest, parsed.config.digest, *(d.digest for d in parsed.layers)}
+
+
+def test_reachable_walks_indexes_and_manifests_and_keeps_missing_blobs(layout: Layout) -> None:
+    amd = _image(layout, "", b"amd64 layer", b"shared")
+    arm = _image(layout, "", b"arm64 layer", b"shared")
+    index = _index(layout, "app:1", amd, arm)
+    loose = _image(layout, "", b"loose layer")
+    junk = layout.put("application/octet-stream", b"not a document {")
+    _image(layout, "", b"unreached")
+    layout.blob_path(arm.digest).unlink()  # its config and layers are unknown now
+    expected = {index.digest, *_blobs_of(layout, amd), arm.digest}
+    assert layout.reachable() == expected
+    assert layout.reachable([loose.digest, junk.digest, D1]) == (
+        expected | _blobs_of(layout, loose) | {junk.digest, D1}
+    )
+
+
+def test_gc_keeps_every_names_and_roots_blobs_and_leaves_index_json_alone(
+    layout: Layout,
+) -> None:
+    app = _image(layout, "app:1", b"app layer", b"shared")
+    other = _image(layout, "other:2", b"other layer", b"shared")
+    root = _image(layout, "", b"a build's own image")
+    unnamed = _image(layout, "", b"dropped")
+    stray = layout.put(oci.LAYER_TAR, b"a stray layer")
+    index_bytes = layout.index_path.read_bytes()
+    keep = _blobs_of(layout, app) | _blobs_of(layout, other) | _blobs_of(layout, root)
+    gone = _blobs_of(layout, unnamed) - keep | {stray.digest}
+    sizes = sum(layout.blob_path(d).stat().st_size for d in gone)
+
+    result = layout.gc([root.digest])
+
+    assert result == GcResult(removed=len(gone), removed_bytes=sizes, kept=len(keep))
+    assert {f"sha256:{name}" for name in _blob_files(layout)} == keep
+    assert layout.index_path.read_bytes() == index_bytes
+    assert layout.gc([root.digest]) == GcResult(0, 0, len(keep))
+
+
+def test_gc_removes_a_dead_writers_temp_file_but_not_a_live_ones(layout: Layout) -> None:
+    layout.init()
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys\n"
+            "from pathlib import Path\n"
+            "from doit_oci.registry.layout import Layout\n"
+            "blob = Layout(Path(sys.argv[1])).writer()\n"
+            "blob.write(bytes(1 << 16))\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n",
+            str(layout.root),
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    (dead,) = _temp_files(layout)
+    assert (layout.tmp_dir / dead).stat().st_size == 1 << 16  # half a layer, unlocked
+    (layout.tmp_dir / "save-killed" / "x").mkdir(parents=True)
+    with layout.writer() as live:
+        live.write(b"hello")
+        (mine,) = set(_temp_files(layout)) - {dead, "save-killed"}
+        result = layout.gc()
+        assert result.leftovers == 2
+        assert _temp_files(layout) == [mine]
+        live.write(b" world")
+        digest = live.commit()
+    assert layout.read(digest) == b"hello world"
+    assert _temp_files(layout) == []
+
+
+def test_verify_removes_a_damaged_blob_and_names_what_is_missing(layout: Layout) -> None:
+    app = _image(layout, "app:1", b"app layer", b"shared layer")
+    also = _image(layout, "also:1", b"also layer", b"shared layer")
+    gone = _image(layout, "gone:1", b"gone layer")
+    root = _image(layout, "", b"root layer")
+    shared = oci.Manifest.from_json(json.loads(layout.read(app.digest))).layers[1]
+    flipped = bytearray(layout.read(shared.digest))
+    flipped[0] ^= 0x01
+    layout.blob_path(shared.digest).write_bytes(bytes(flipped))
+    layout.blob_path(gone.digest).unlink()
+    root_config = oci.Manifest.from_json(json.loads(layout.read(root.digest))).config
+    layout.blob_path(root_config.digest).unlink()
+    remote = oci.Manifest.from_json(json.loads(layout.read(also.digest))).layers[0]
+    layout.blob_path(remote.digest).unlink()
+
+    damage = layout.verify([root.digest], elsewhere={remote.digest})
+
+    assert damage == sorted(
+        [
+            Damage(shared.digest, "damaged", ("also:1", "app:1")),
+            Damage(gone.digest, "missing", ("gone:1",)),
+            Damage(root_config.digest, "missing", ("",)),
+        ],
+        key=lambda d: (d.problem, d.digest),
+    )
+    assert not layout.has_blob(shared.digest)
+    assert damage[0].line(layout.root) == (
+        f"blob {shared.digest} held other bytes: removed (needed by also:1, app:1)"
+    )
+    missing = next(d for d in damage if d.digest == gone.digest)
+    assert missing.line(layout.root) == (
+        f"blob {gone.digest} is missing from {layout.root} (needed by gone:1)"
+    )
+    # the damaged blob is gone now: the next verify finds it missing, once, for both names
+    assert Damage(shared.digest, "missing", ("also:1", "app:1")) in layout.verify()
+
+
+def test_drop_refs_forgets_names_and_keeps_the_others(layout: Layout) -> None:
+    app = _image(layout, "app:1", b"app")
+    _image(layout, "old:1", b"old")
+    _image(layout, "old:2", b"old two")
+    assert layout.drop_refs(["old:2", "old:1", "never:1"]) == ["old:1", "old:2"]
+    assert [m.ref_name for m in layout.read_index().manifests] == ["app:1"]
+    assert layout.resolve("app:1") == app.annotated(**{oci.REF_NAME: "app:1"})
+    before = layout.index_path.read_bytes()
+    assert layout.drop_refs(["old:1"]) == []
+    assert layout.index_path.read_bytes() == before
