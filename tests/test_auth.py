@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from doit_oci.registry.auth import AuthError, Challenge, RegistryAuth, merge_scopes, parse_challenge
+from doit_oci.registry.auth import AuthError, RegistryAuth, merge_scopes
+from doit_oci.registry.challenge import Challenge, parse_challenge
 from doit_oci.registry.credentials import Credentials
 
 REGISTRY = "registry.test"
