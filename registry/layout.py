@@ -77,6 +77,16 @@ def walk(starts: Iterable[tuple[str, str]], read: Callable[[str], bytes]) -> dic
     return needed
 
 
+def remove_if_damaged(blob: Path) -> bool:
+    """Hash ``blob`` again; remove it (True) when its bytes are not its name."""
+    with open(blob, "rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if actual == blob.name:
+        return False
+    blob.unlink()
+    return True
+
+
 @dataclass(frozen=True)
 class GcResult:
     removed: int  # blobs removed
@@ -301,13 +311,7 @@ class Layout:
         """Hash every blob again, removing each whose bytes are not its name; then name each
         blob that an entry of ``index.json`` or ``roots`` needs and that is neither here nor
         ``elsewhere`` (in a registry), once, with every ref name that needs it."""
-        damaged: list[str] = []
-        for path in self._blob_files():
-            with open(path, "rb") as handle:
-                actual = hashlib.file_digest(handle, "sha256").hexdigest()
-            if actual != path.name:
-                path.unlink()
-                damaged.append(f"sha256:{path.name}")
+        damaged = [f"sha256:{path.name}" for path in self._blob_files() if remove_if_damaged(path)]
         needed = self._needed(roots)
         gone = set(damaged)
         found = [Damage(d, "damaged", tuple(sorted(needed.get(d, ())))) for d in damaged]
