@@ -38,7 +38,8 @@ from doit_oci.rules.compress import check as check_compression
 from doit_oci.rules.layer import LayerBlob
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
-    from doit_oci.registry.client import BlobSource, RegistryClient
+    from doit_oci.registry.client import RegistryClient
+    from doit_oci.registry.upload import BlobSource
 
 # Part of every key: change it whenever the same inputs, compression and epoch would give
 # other layer bytes (the tar headers of rules.layer, the compressors of rules.compress),
@@ -222,7 +223,7 @@ def _check_layer(layer: LayerBlob) -> None:
 
 
 def _put_blob(client: RegistryClient, repository: str, data: bytes) -> None:
-    from doit_oci.registry.client import BlobSource
+    from doit_oci.registry.upload import BlobSource
 
     digest = oci.sha256_digest(data)
     if not client.blob_exists(repository, digest):

@@ -13,9 +13,11 @@ import httpx
 import pytest
 
 from doit_oci.registry import oci
-from doit_oci.registry.client import BlobSource, FileSlice, RegistryClient, RegistryError
+from doit_oci.registry.client import RegistryClient
+from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.reference import is_loopback
 from doit_oci.registry.transport import RetryPolicy
+from doit_oci.registry.upload import BlobSource, FileSlice
 
 HOST = "127.0.0.1:5000"
 
