@@ -6,9 +6,8 @@ A registry answers an unauthorised request with ``401`` and a ``WWW-Authenticate
   later requests to the registry carry them from the start.
 - ``Bearer realm="...",service="...",scope="..."`` (the distribution token protocol): a
   token is fetched from the realm for the service and every scope the request needs, by
-  ``GET realm?service=..&scope=..&scope=..`` (with Basic credentials when we have them,
-  anonymous otherwise), or by an OAuth2 ``POST grant_type=refresh_token`` when the login
-  is an identity token, as docker does. The request is sent again, once, with the token.
+  ``GET realm?...`` or an OAuth2 ``POST`` (registry.tokens). The request is sent again,
+  once, with the token.
 
 A request names the scopes it needs in ``request.extensions["registry_scopes"]``, e.g.
 ``("repository:team/app:pull,push", "repository:team/base:pull")`` for a cross-repository
@@ -16,8 +15,8 @@ mount; they are merged per repository with the challenge's scope. Tokens are cac
 (realm, service, scope set) until shortly before they expire, and once the registry has
 shown its realm, a request whose scopes have no token yet gets one before it is sent, so a
 blob upload is not sent twice. Token requests are yielded from the flow itself, so they go
-through the same client and transport (retries, timeouts, proxies); a lock per scope set
-makes concurrent requests share one token fetch.
+through the same client and transport (retries, timeouts, proxies); they are named in
+retry warnings after the request they are for.
 
 ``Authorization`` only ever goes to the registry's host (and Basic credentials to the
 realm when fetching a token): a request to any other host, such as a blob download
@@ -29,158 +28,20 @@ Messages (``AuthError``, ``repr``) never hold a password, identity token or toke
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
+from doit_oci.registry.challenge import Challenge, parse_challenge
 from doit_oci.registry.credentials import DOCKER_HUB_ALIASES, Credentials, is_docker_hub
+from doit_oci.registry.errors import AuthError
+from doit_oci.registry.tokens import Tokens, basic_header, realm_text
+from doit_oci.registry.transport import what
 
 SCOPES_EXTENSION = "registry_scopes"
-CLIENT_ID = "doit-oci"
-DEFAULT_EXPIRES_IN = 60.0  # the token spec's lifetime when the server names none
-EXPIRY_MARGIN = 10.0  # seconds before expiry that a cached token is dropped
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_TOKEN68 = _TCHAR | frozenset("/")
-_SPACE = " \t"
-
-
-class AuthError(Exception):
-    """The registry could not be authenticated to; the message names the registry and realm."""
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """One challenge of a ``WWW-Authenticate`` header: a lowercase scheme and its parameters.
-
-    Parameter names are lowercased (they are case-insensitive); values are unquoted and
-    unescaped, their case kept. A token68 credential (``Negotiate abc==``) is not kept.
-    """
-
-    scheme: str
-    params: tuple[tuple[str, str], ...] = ()
-
-    def get(self, name: str, default: str = "") -> str:
-        """The first value of parameter ``name`` (any case), or ``default``."""
-        wanted = name.lower()
-        return next((value for key, value in self.params if key == wanted), default)
-
-
-def parse_challenge(header: str) -> list[Challenge]:
-    """The challenges of one ``WWW-Authenticate`` value (RFC 7235), leniently.
-
-    Handles several challenges in one value, quoted strings holding commas and
-    backslash escapes, spaces around ``=``, and empty list elements. Text that fits no
-    challenge is skipped rather than refused: a registry's header is not ours to fix.
-    """
-    parser = _ChallengeParser(header)
-    return parser.challenges()
-
-
-class _ChallengeParser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-
-    def _skip(self, chars: str) -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in chars:
-            self.pos += 1
-
-    def _token(self, chars: frozenset[str] = _TCHAR) -> str:
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] in chars:
-            self.pos += 1
-        return self.text[start : self.pos]
-
-    def _at(self, char: str) -> bool:
-        return self.pos < len(self.text) and self.text[self.pos] == char
-
-    def _quoted(self) -> str:
-        """A quoted string, the opening quote at ``pos``; unterminated runs to the end."""
-        self.pos += 1
-        out: list[str] = []
-        while self.pos < len(self.text):
-            char = self.text[self.pos]
-            self.pos += 1
-            if char == "\\" and self.pos < len(self.text):
-                out.append(self.text[self.pos])
-                self.pos += 1
-            elif char == '"':
-                break
-            else:
-                out.append(char)
-        return "".join(out)
-
-    def _bare_value(self) -> str:
-        """An unquoted value: up to the next comma or space (lenient: ``/`` and ``:`` too)."""
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in "," + _SPACE:
-            self.pos += 1
-        return self.text[start : self.pos]
-
-    def _token68_follows(self) -> bool:
-        """Whether a token68 credential (``abc==`` then end or comma) starts at ``pos``."""
-        end = self.pos
-        while end < len(self.text) and self.text[end] in _TOKEN68:
-            end += 1
-        if end == self.pos:
-            return False
-        while end < len(self.text) and self.text[end] == "=":
-            end += 1
-        rest = end
-        while rest < len(self.text) and self.text[rest] in _SPACE:
-            rest += 1
-        ends = rest == len(self.text) or self.text[rest] == ","
-        return ends and "=" not in self.text[self.pos : end].rstrip("=")
-
-    def challenges(self) -> list[Challenge]:
-        found: list[Challenge] = []
-        while True:
-            self._skip(_SPACE + ",")
-            if self.pos >= len(self.text):
-                return found
-            scheme = self._token()
-            if not scheme:
-                self.pos += 1  # not a challenge: skip the character
-                continue
-            if self._at("="):
-                # ``name=value`` with no scheme before it: a stray parameter, skipped.
-                self.pos += 1
-                self._skip(_SPACE)
-                if self._at('"'):
-                    self._quoted()
-                else:
-                    self._bare_value()
-                continue
-            self._skip(_SPACE)
-            if self._token68_follows():
-                self._token(_TOKEN68)
-                self._skip("=")
-                found.append(Challenge(scheme.lower()))
-                continue
-            found.append(Challenge(scheme.lower(), self._params()))
-
-    def _params(self) -> tuple[tuple[str, str], ...]:
-        params: list[tuple[str, str]] = []
-        while True:
-            mark = self.pos
-            self._skip(_SPACE + ",")
-            name = self._token()
-            self._skip(_SPACE)
-            if not name or not self._at("="):
-                # The next challenge's scheme (or the end, or junk): leave it for the caller.
-                self.pos = mark
-                return tuple(params)
-            self.pos += 1
-            self._skip(_SPACE)
-            value = self._quoted() if self._at('"') else self._bare_value()
-            params.append((name.lower(), value))
 
 
 def merge_scopes(*groups: Iterable[str]) -> tuple[str, ...]:
@@ -208,15 +69,6 @@ def merge_scopes(*groups: Iterable[str]) -> tuple[str, ...]:
     )
 
 
-@dataclass(frozen=True)
-class _Token:
-    value: str = field(repr=False)
-    expires_at: float
-
-
-_Key = tuple[str, str, frozenset[str]]
-
-
 def _split_registry(registry: str) -> tuple[str, int | None]:
     """``host[:port]`` (or ``[v6]:port``) -> lowercase host and port (None when absent)."""
     text = registry.strip().lower()
@@ -232,27 +84,6 @@ def _split_registry(registry: str) -> tuple[str, int | None]:
 
 def _effective_port(url: httpx.URL) -> int | None:
     return url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
-
-
-def _error_message(response: httpx.Response, secrets: Iterable[str]) -> str:
-    """The server's own error text from a JSON body, one line, secrets blanked, or ""."""
-    try:
-        body: Any = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    text = ""
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            text = str(errors[0].get("message") or errors[0].get("code") or "")
-        for key in ("error_description", "details", "message", "error"):
-            if not text and isinstance(body.get(key), str):
-                text = body[key]
-    text = " ".join(text.split())
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return text[:200]
 
 
 class RegistryAuth(httpx.Auth):
@@ -272,11 +103,8 @@ class RegistryAuth(httpx.Auth):
         self._host, self._port = _split_registry(registry)
         self._hosts = DOCKER_HUB_ALIASES if is_docker_hub(registry) else frozenset({self._host})
         self._credentials = credentials
-        self._refresh_token = credentials.identity_token if credentials else ""
-        self._clock = clock
+        self._tokens = Tokens(registry, credentials, clock)
         self._guard = threading.Lock()
-        self._locks: dict[_Key, threading.Lock] = {}
-        self._tokens: dict[_Key, _Token] = {}
         self._bearer: tuple[str, str] | None = None  # (realm, service) the registry named
         self._basic = False
 
@@ -315,7 +143,7 @@ class RegistryAuth(httpx.Auth):
         if not self._is_registry(request.url):
             yield request
             return
-        scopes = merge_scopes(self._request_scopes(request))
+        scopes = merge_scopes(request_scopes(request))
         sent, fresh = yield from self._authorize(request, scopes)
         response = yield request
         if response.status_code != 401 or not self._is_registry(response.url):
@@ -327,21 +155,23 @@ class RegistryAuth(httpx.Auth):
         ]
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         if bearer is not None:
-            realm = self._realm(bearer, request.url)
+            realm = token_realm(self.registry, bearer, request.url)
             service = bearer.get("service")
             with self._guard:
                 self._bearer = (realm, service)
             wanted = merge_scopes(bearer.get("scope").split(), scopes)
             if fresh and frozenset(wanted) == frozenset(scopes):
                 return  # a token fetched just now for exactly these scopes was refused
-            token = yield from self._token(realm, service, wanted, stale=sent, also=scopes)
+            token = yield from self._tokens.get(
+                realm, service, wanted, stale=sent, also=scopes, what=what(request)
+            )
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
             return
         basic = next((c for c in challenges if c.scheme == "basic"), None)
         if basic is None or (sent is not None and sent.startswith("Basic ")):
             return  # no challenge we know, or our credentials were refused: the caller reports
-        header = self._basic_header()
+        header = basic_header(self._credentials)
         if header is None:
             realm = basic.get("realm")
             raise AuthError(
@@ -364,137 +194,23 @@ class RegistryAuth(httpx.Auth):
         with self._guard:
             basic, bearer = self._basic, self._bearer
         if basic:
-            header = self._basic_header()
+            header = basic_header(self._credentials)
             if header is not None:
                 request.headers["Authorization"] = header
             return header, False
         if bearer is None:
             return None, False
         realm, service = bearer
-        token = self._cached((realm, service, frozenset(scopes)))
+        token = self._tokens.cached((realm, service, frozenset(scopes)))
         fresh = False
         if token is None and scopes:
-            token = yield from self._token(realm, service, scopes, stale=None, also=())
+            token = yield from self._tokens.get(
+                realm, service, scopes, stale=None, also=(), what=what(request)
+            )
             fresh = True
         if token is not None:
             request.headers["Authorization"] = f"Bearer {token}"
         return token, fresh
-
-    # -- tokens ---------------------------------------------------------------------------
-
-    def _cached(self, key: _Key) -> str | None:
-        with self._guard:
-            token = self._tokens.get(key)
-        if token is None or token.expires_at <= self._clock():
-            return None
-        return token.value
-
-    def _token(
-        self,
-        realm: str,
-        service: str,
-        scopes: tuple[str, ...],
-        *,
-        stale: str | None,
-        also: tuple[str, ...],
-    ) -> Generator[httpx.Request, httpx.Response, str]:
-        """A token for ``scopes``: the cached one unless it is ``stale``, else a fresh one.
-
-        Fetched under a lock per (realm, service, scope set): requests that need the same
-        token wait for the first one's fetch and use its result. The token is also cached
-        under the request's own scope set ``also`` (a subset), for the next such request.
-        """
-        key = (realm, service, frozenset(scopes))
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            cached = self._cached(key)
-            if cached is not None and cached != stale:
-                return cached
-            token = yield from self._fetch(realm, service, scopes)
-            with self._guard:
-                self._tokens[key] = token
-                if also and frozenset(also) != key[2]:
-                    self._tokens[(realm, service, frozenset(also))] = token
-            return token.value
-
-    def _fetch(
-        self, realm: str, service: str, scopes: tuple[str, ...]
-    ) -> Generator[httpx.Request, httpx.Response, _Token]:
-        started = self._clock()
-        with self._guard:
-            refresh_token = self._refresh_token
-        if refresh_token:
-            form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-            form["client_id"] = CLIENT_ID
-            if service:
-                form["service"] = service
-            if scopes:
-                form["scope"] = " ".join(scopes)
-            response = yield httpx.Request("POST", realm, data=form, headers=self._headers)
-            response.read()
-            # Not every token server speaks OAuth2; the spec says to fall back to GET on 404.
-            if response.status_code != 404:
-                return self._parse_token(response, realm, started)
-        params: list[tuple[str, str]] = [("scope", scope) for scope in scopes]
-        if service:
-            params.append(("service", service))
-        headers = dict(self._headers)
-        basic = self._basic_header()
-        if basic is not None and self._credentials is not None:
-            params.append(("account", self._credentials.username))
-            headers["Authorization"] = basic
-        url = httpx.URL(realm).copy_merge_params(tuple(params))
-        response = yield httpx.Request("GET", url, headers=headers)
-        response.read()
-        return self._parse_token(response, realm, started)
-
-    @property
-    def _headers(self) -> dict[str, str]:
-        return {"Accept": "application/json"}
-
-    def _parse_token(self, response: httpx.Response, realm: str, started: float) -> _Token:
-        where = self._realm_text(realm)
-        if not response.is_success:
-            detail = _error_message(response, self._secrets())
-            hint = (
-                f"check the login for {self.registry} (`docker login {self.registry}`)"
-                if self._credentials is not None
-                else f"log in with `docker login {self.registry}` if it is private"
-            )
-            raise AuthError(
-                f"token server {where} for registry {self.registry} answered"
-                f" {response.status_code} {response.reason_phrase}"
-                + (f" ({detail})" if detail else "")
-                + f": {hint}"
-            )
-        try:
-            body: Any = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        value = ""
-        if isinstance(body, dict):
-            value = body.get("token") or body.get("access_token") or ""
-        if not isinstance(value, str) or not value:
-            raise AuthError(
-                f"token server {where} for registry {self.registry} answered without a token:"
-                " the realm is not a distribution token server"
-            )
-        assert isinstance(body, dict)
-        expires_in = body.get("expires_in")
-        lifetime = (
-            float(expires_in)
-            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-            else 0.0
-        )
-        if lifetime <= 0:
-            lifetime = DEFAULT_EXPIRES_IN
-        refresh_token = body.get("refresh_token")
-        if isinstance(refresh_token, str) and refresh_token and self._refresh_token:
-            with self._guard:
-                self._refresh_token = refresh_token
-        lifetime = max(lifetime - EXPIRY_MARGIN, lifetime / 2)
-        return _Token(value=value, expires_at=started + lifetime)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -505,55 +221,39 @@ class RegistryAuth(httpx.Auth):
             return url.port is None
         return _effective_port(url) == self._port
 
-    @staticmethod
-    def _request_scopes(request: httpx.Request) -> tuple[str, ...]:
-        value = request.extensions.get(SCOPES_EXTENSION, ())
-        if isinstance(value, str):
-            return (value,)
-        if not isinstance(value, tuple | list) or not all(isinstance(s, str) for s in value):
-            raise TypeError(f'request.extensions["{SCOPES_EXTENSION}"] must be a tuple of str')
-        return tuple(value)
 
-    def _realm(self, challenge: Challenge, url: httpx.URL) -> str:
-        realm = challenge.get("realm")
-        if not realm:
-            raise AuthError(
-                f"registry {self.registry} asked for a Bearer token but named no realm to"
-                " get it from: the registry's token auth is misconfigured"
-            )
-        try:
-            resolved = url.join(realm)
-        except httpx.InvalidURL:
-            resolved = None
-        if resolved is None or resolved.scheme not in _DEFAULT_PORTS or not resolved.host:
-            raise AuthError(
-                f"registry {self.registry} named a token realm {realm!r} that is not an"
-                " http(s) URL: the registry's token auth is misconfigured"
-            )
-        if resolved.scheme == "http" and url.scheme == "https":
-            raise AuthError(
-                f"registry {self.registry} named a plain-http token realm"
-                f" {self._realm_text(str(resolved))} for an https registry: refused, as it"
-                " would send credentials in clear"
-            )
-        return str(resolved)
+def request_scopes(request: httpx.Request) -> tuple[str, ...]:
+    """The scopes ``request`` names in its ``registry_scopes`` extension."""
+    value = request.extensions.get(SCOPES_EXTENSION, ())
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, tuple | list) or not all(isinstance(s, str) for s in value):
+        raise TypeError(f'request.extensions["{SCOPES_EXTENSION}"] must be a tuple of str')
+    return tuple(value)
 
-    @staticmethod
-    def _realm_text(realm: str) -> str:
-        """The realm for a message: scheme, host, port and path, no query or user info."""
-        url = httpx.URL(realm)
-        port = f":{url.port}" if url.port is not None else ""
-        return f"{url.scheme}://{url.host}{port}{url.path}"
 
-    def _basic_header(self) -> str | None:
-        credentials = self._credentials
-        if credentials is None or not credentials.has_password:
-            return None
-        pair = f"{credentials.username}:{credentials.password}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
-
-    def _secrets(self) -> tuple[str, ...]:
-        credentials = self._credentials
-        if credentials is None:
-            return (self._refresh_token,)
-        return (credentials.password, credentials.identity_token, self._refresh_token)
+def token_realm(registry: str, challenge: Challenge, url: httpx.URL) -> str:
+    """The realm of a Bearer ``challenge`` to ``url``, resolved, or AuthError when it is
+    missing, not http(s), or plain http for an https registry."""
+    realm = challenge.get("realm")
+    if not realm:
+        raise AuthError(
+            f"registry {registry} asked for a Bearer token but named no realm to"
+            " get it from: the registry's token auth is misconfigured"
+        )
+    try:
+        resolved = url.join(realm)
+    except httpx.InvalidURL:
+        resolved = None
+    if resolved is None or resolved.scheme not in _DEFAULT_PORTS or not resolved.host:
+        raise AuthError(
+            f"registry {registry} named a token realm {realm!r} that is not an"
+            " http(s) URL: the registry's token auth is misconfigured"
+        )
+    if resolved.scheme == "http" and url.scheme == "https":
+        raise AuthError(
+            f"registry {registry} named a plain-http token realm"
+            f" {realm_text(str(resolved))} for an https registry: refused, as it"
+            " would send credentials in clear"
+        )
+    return str(resolved)

@@ -1,4 +1,4 @@
-"""The error of a registry operation, apart from the client so that it is cheap to import."""
+"""The errors of registry operations, apart from the client so that they are cheap to import."""
 
 from __future__ import annotations
 
@@ -21,6 +21,18 @@ class RegistryError(Exception):
         self.registry = registry
         self.repository = repository
         self.operation = operation
+        self.status = status
+
+
+class AuthError(Exception):
+    """The registry could not be authenticated to; the message names the registry and realm.
+
+    ``status`` is what to report it as: 401, or the token server's own failing status
+    (5xx, 429) when it failed on every try.
+    """
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
         self.status = status
 
 

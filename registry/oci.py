@@ -27,6 +27,11 @@ DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
+# each kind of document under its OCI and its Docker media type, in one place
+INDEX_TYPES = (INDEX, DOCKER_MANIFEST_LIST)
+MANIFEST_TYPES = (MANIFEST, DOCKER_MANIFEST)
+LAYER_TYPES = (LAYER_TAR, LAYER_GZIP, LAYER_ZSTD)  # the layers doit-oci writes
+
 _PLATFORM_PART = re.compile(r"[a-z0-9_-]+\Z")
 
 JSON = dict[str, Any]

@@ -1,9 +1,22 @@
 """Retries for registry requests: backoff with jitter, Retry-After, and a time budget.
 
-httpx retries only connections that fail to open. A registry also drops connections,
-answers 408, 429 or 5xx under load, and stalls: those are retried here, a bounded number
-of times and within a deadline, so that a registry that cannot be reached fails the run
-in about a minute instead of hanging it.
+httpx retries only connections that fail to open. A registry (or its token server) also
+drops connections, answers 408, 429 or 5xx under load, and stalls: those are retried
+here, a bounded number of times and within a deadline, so that a registry that cannot be
+reached fails the run in about a minute instead of hanging it.
+
+``RetryTransport`` wraps the transport that sends the bytes, under the authentication
+flow (``httpx.Client(auth=..., transport=RetryTransport(httpx.HTTPTransport()))``), as
+go-containerregistry wraps its bearer transport around its retry transport: registry
+requests, token fetches and blob downloads are all retried alike. A request's body is
+sent again on each try, so it must be re-iterable (bytes, or an object whose
+``__iter__`` starts over); a response that is not streamed is read inside the try, so
+that a connection dropped halfway through an answer is retried too.
+
+Request extensions it reads: ``WHAT`` (what the request is for, in retry warnings) and
+``STREAM`` (the caller streams the answer: it is not read here). Once the tries are
+spent, the last retryable response is returned with ``extensions[TRIES]`` (as every
+response), or ``GaveUp`` is raised, carrying the last transport error and the count.
 """
 
 from __future__ import annotations
@@ -17,6 +30,9 @@ from dataclasses import dataclass
 import httpx
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+WHAT = "doit_oci.what"  # request extension: "registry/repository: operation"
+STREAM = "doit_oci.stream"  # request extension: True when the caller streams the answer
+TRIES = "doit_oci.tries"  # response extension: how many tries the request took
 
 
 @dataclass(frozen=True)
@@ -50,15 +66,6 @@ def retry_after(response: httpx.Response, now: float | None = None) -> float | N
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
-class Exhausted(Exception):
-    """Every try failed; ``last`` is the final response or the transport error."""
-
-    def __init__(self, last: httpx.Response | httpx.TransportError, tries: int) -> None:
-        super().__init__(str(last))
-        self.last = last
-        self.tries = tries
-
-
 def refused_certificate(exc: Exception) -> bool:
     """The TLS handshake failed because the registry's certificate does not verify."""
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
@@ -68,39 +75,96 @@ def retryable(response: httpx.Response) -> bool:
     return response.status_code in RETRY_STATUSES
 
 
-def send_with_retries(
-    send: Callable[[], httpx.Response],
-    policy: RetryPolicy,
-    *,
-    on_retry: Callable[[int, str], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> httpx.Response:
-    """Call ``send`` (which builds and sends a fresh request each time) until it gives a
-    response that is not worth retrying. A retryable response or error that outlives the
-    policy raises ``Exhausted``; the response of the last try is closed first."""
-    started = clock()
-    attempt = 0
-    while True:
-        attempt += 1
-        wait_hint: float | None = None
-        try:
-            response = send()
-        except httpx.TransportError as exc:
-            if refused_certificate(exc):
-                raise  # trying again cannot make a certificate verify
-            last: httpx.Response | httpx.TransportError = exc
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        else:
-            if not retryable(response):
-                return response
-            wait_hint = retry_after(response)
-            response.close()
-            last = response
-            reason = f"HTTP {response.status_code}"
-        wait = policy.delay(attempt, wait_hint)
-        if attempt >= policy.attempts or clock() - started + wait > policy.deadline:
-            raise Exhausted(last, attempt)
-        if on_retry is not None:
-            on_retry(attempt, reason)
-        sleep(wait)
+def tries(response: httpx.Response) -> int:
+    """How many tries ``response`` took (1 when it did not come through RetryTransport)."""
+    count = response.extensions.get(TRIES, 1)
+    return count if isinstance(count, int) else 1
+
+
+def what(request: httpx.Request) -> str:
+    """What ``request`` is for: its WHAT extension, else its method and URL (no query)."""
+    text = request.extensions.get(WHAT)
+    return (
+        text
+        if isinstance(text, str) and text
+        else f"{request.method} {request.url.copy_with(query=None)}"
+    )
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class GaveUp(httpx.TransportError):
+    """Every try of a request failed in transit: ``last`` is the final error, ``tries`` how
+    many there were."""
+
+    def __init__(self, last: httpx.TransportError, tries: int, request: httpx.Request) -> None:
+        super().__init__(str(last), request=request)
+        self.last = last
+        self.tries = tries
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Sends each request through ``inner`` until it gets an answer not worth retrying,
+    within ``policy``; ``on_retry`` gets one line per retry ("<what>: HTTP 503, retrying")."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        policy: RetryPolicy,
+        on_retry: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.policy = policy
+        self.on_retry = on_retry
+        self._sleep = sleep
+        self._clock = clock
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._try(request)
+            except httpx.TransportError as exc:
+                if refused_certificate(exc):
+                    raise  # trying again cannot make a certificate verify
+                failed: httpx.Response | httpx.TransportError = exc
+                wait = self.policy.delay(attempt)
+                reason = _reason(exc)
+            else:
+                response.extensions[TRIES] = attempt
+                if not retryable(response):
+                    return response
+                failed = response
+                wait = self.policy.delay(attempt, retry_after(response))
+                reason = f"HTTP {response.status_code}"
+            if (
+                attempt >= self.policy.attempts
+                or self._clock() - started + wait > self.policy.deadline
+            ):
+                if isinstance(failed, httpx.Response):
+                    return failed  # the caller reports the registry's own answer
+                raise GaveUp(failed, attempt, request) from failed
+            if isinstance(failed, httpx.Response):
+                failed.close()
+            if self.on_retry is not None:
+                self.on_retry(f"{what(request)}: {reason}, retrying")
+            self._sleep(wait)
+
+    def _try(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if not request.extensions.get(STREAM):
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
+        return response
+
+    def close(self) -> None:
+        self.inner.close()

@@ -38,7 +38,8 @@ from doit_oci.rules.compress import check as check_compression
 from doit_oci.rules.layer import LayerBlob
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
-    from doit_oci.registry.client import BlobSource, RegistryClient
+    from doit_oci.registry.client import RegistryClient
+    from doit_oci.registry.upload import BlobSource
 
 # Part of every key: change it whenever the same inputs, compression and epoch would give
 # other layer bytes (the tar headers of rules.layer, the compressors of rules.compress),
@@ -46,7 +47,6 @@ if TYPE_CHECKING:  # httpx and the client are imported only when a registry is u
 VERSION = "doit-oci layer cache v1"
 ARTIFACT_TYPE = "application/vnd.doit-oci.layer-cache.v1"
 CONFIG_TYPE = "application/vnd.doit-oci.layer-cache.config.v1+json"
-LAYER_TYPES = (oci.LAYER_TAR, oci.LAYER_GZIP, oci.LAYER_ZSTD)
 MAX_CONFIG = 1 << 16  # a config blob larger than this is not one of ours: not read
 
 _KEY = re.compile(r"[0-9a-f]{64}\Z")
@@ -218,12 +218,12 @@ def _check_layer(layer: LayerBlob) -> None:
     descriptor = layer.descriptor
     if not oci.is_digest(layer.diff_id) or not oci.is_digest(descriptor.digest):
         raise ValueError(f"layer {layer} has no sha256 digest or diff_id")
-    if descriptor.media_type not in LAYER_TYPES:
+    if descriptor.media_type not in oci.LAYER_TYPES:
         raise ValueError(f"layer {descriptor.digest} has media type {descriptor.media_type}")
 
 
 def _put_blob(client: RegistryClient, repository: str, data: bytes) -> None:
-    from doit_oci.registry.client import BlobSource
+    from doit_oci.registry.upload import BlobSource
 
     digest = oci.sha256_digest(data)
     if not client.blob_exists(repository, digest):
@@ -270,7 +270,7 @@ def _parse_manifest(data: bytes, media_type: str) -> tuple[oci.Descriptor, oci.D
     if not isinstance(layers, list) or len(layers) != 1:
         raise _Malformed("it does not hold exactly one layer")
     layer = _descriptor(layers[0], "layer")
-    if layer.media_type not in LAYER_TYPES:
+    if layer.media_type not in oci.LAYER_TYPES:
         raise _Malformed(f"its layer has media type {layer.media_type}")
     return config, layer
 

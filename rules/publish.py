@@ -17,9 +17,9 @@ from functools import partial
 from pathlib import Path
 
 from doit_oci.registry.oci import Descriptor
+from doit_oci.registry.push import Destination
 from doit_oci.rules.graph import SPEC_VERSION, Doit, TaskDict, image_tasks_of, task_params
 from doit_oci.rules.names import TaskName
-from doit_oci.rules.push import Destination
 from doit_oci.rules.steps import layout, push, save
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.run import Run

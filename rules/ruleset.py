@@ -33,6 +33,7 @@ from typing import Any
 
 from doit_oci.registry.files import write_if_changed
 from doit_oci.registry.oci import Platform
+from doit_oci.registry.push import Destination
 from doit_oci.rules import api, rulesplan
 from doit_oci.rules.build import load_build
 from doit_oci.rules.errors import UserError
@@ -42,7 +43,6 @@ from doit_oci.rules.names import TaskName
 from doit_oci.rules.options import Options, read_options
 from doit_oci.rules.plan import Plan
 from doit_oci.rules.publish import Extra, PushTask, SaveTask
-from doit_oci.rules.push import Destination
 from doit_oci.rules.steps import layout, save
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.tasks import DOIT, declaration_error, make_tasks, tasks_taking_options

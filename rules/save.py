@@ -23,9 +23,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from doit_oci.registry import oci
+from doit_oci.registry.files import atomic_file, link_or_copy, temp_folder
 from doit_oci.registry.layout import LAYOUT_VERSION, Layout
 from doit_oci.registry.reference import DEFAULT_REGISTRY, ReferenceError, parse
 from doit_oci.rules.errors import UserError
@@ -42,8 +41,6 @@ BLOCK = 512
 RECORD = tarfile.RECORDSIZE
 GZIP_LEVEL = 1  # gzip --fast, as Istio's builder compresses its saved images
 
-INDEX_TYPES = (oci.INDEX, oci.DOCKER_MANIFEST_LIST)
-MANIFEST_TYPES = (oci.MANIFEST, oci.DOCKER_MANIFEST)
 IMAGE_NAME = "io.containerd.image.name"  # the full name annotation docker save writes
 
 # the OCI image-spec grammar of org.opencontainers.image.ref.name
@@ -181,22 +178,10 @@ def alias(path: Path, alias_path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         if alias_path.samefile(path):
             return
-    alias_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{alias_path.name}.", dir=alias_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        tmp.unlink()
-        try:
-            os.link(path, tmp)
-        except OSError:
-            shutil.copyfile(path, tmp)
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, alias_path)
+        link_or_copy(path, alias_path)
     except OSError as exc:
         raise SaveError(f"cannot alias {path} as {alias_path}: {_line(exc)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # -- reading the layout --------------------------------------------------------------------
@@ -259,12 +244,12 @@ def _parse(data: bytes, descriptor: oci.Descriptor) -> dict[str, Any]:
 
 
 def _read_manifest(layout: Layout, descriptor: oci.Descriptor, owner: str) -> oci.Manifest:
-    if descriptor.media_type in INDEX_TYPES:
+    if descriptor.media_type in oci.INDEX_TYPES:
         raise SaveError(
             f"{descriptor.digest} is a multi-platform index; a docker archive holds one"
             " platform's image: save the manifest of one platform of it"
         )
-    if descriptor.media_type not in MANIFEST_TYPES:
+    if descriptor.media_type not in oci.MANIFEST_TYPES:
         raise SaveError(
             f"{descriptor.digest} has media type {descriptor.media_type!r}, not an image manifest"
         )
@@ -282,7 +267,7 @@ def _collect(layout: Layout, top: oci.Descriptor) -> list[str]:
     def visit(descriptor: oci.Descriptor, role: str, owner: str) -> None:
         if descriptor.digest in found:
             return
-        if descriptor.media_type in INDEX_TYPES:
+        if descriptor.media_type in oci.INDEX_TYPES:
             document = _parse(_read_blob(layout, descriptor, role, owner), descriptor)
             found[descriptor.digest] = None
             try:
@@ -291,7 +276,7 @@ def _collect(layout: Layout, top: oci.Descriptor) -> list[str]:
                 raise SaveError(f"index {descriptor.digest} is malformed: {_line(exc)}") from None
             for child in children:
                 visit(child, "manifest", f"index {descriptor.digest}")
-        elif descriptor.media_type in MANIFEST_TYPES:
+        elif descriptor.media_type in oci.MANIFEST_TYPES:
             manifest = _read_manifest(layout, descriptor, owner)
             found[descriptor.digest] = None
             visit(manifest.config, "config", f"image {descriptor.digest}")
@@ -324,13 +309,14 @@ def _compression(descriptor: oci.Descriptor) -> str:
 
 @contextlib.contextmanager
 def _scratch(layout: Layout) -> Iterator[Path]:
-    try:
-        layout.tmp_dir.mkdir(parents=True, exist_ok=True)
-        folder = tempfile.TemporaryDirectory(prefix="save-", dir=layout.tmp_dir)
-    except OSError as exc:
-        raise SaveError(f"cannot make a temp folder in {layout.tmp_dir}: {_line(exc)}") from None
-    with folder as name:
-        yield Path(name)
+    with contextlib.ExitStack() as stack:
+        try:
+            folder = stack.enter_context(temp_folder(layout.tmp_dir, "save-"))
+        except OSError as exc:
+            raise SaveError(
+                f"cannot make a temp folder in {layout.tmp_dir}: {_line(exc)}"
+            ) from None
+        yield folder
 
 
 def _uncompressed_layers(
@@ -514,20 +500,10 @@ def _sorted_mapping(mapping: Mapping[str, Mapping[str, str]]) -> dict[str, dict[
 def _atomic(path: Path) -> Iterator[IO[bytes]]:
     """A temp file beside ``path``, renamed to it when the block ends without an error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise SaveError(f"cannot write {path}: {_line(exc)}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_file(path) as out:
             yield out
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
     except OSError as exc:
         raise SaveError(f"cannot write {path}: {_line(exc)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _header(member: _Member, size: int) -> bytes:

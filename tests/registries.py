@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from faults import FaultProxy, fault_proxy
 
 SERVICE = "doit-oci-test-registry"
 ISSUER = "doit-oci-test-token-issuer"
@@ -503,6 +504,7 @@ class TokenRegistry(RunningRegistry):
     token_requests: list[TokenRequest] = field(default_factory=list)  # live: the server's own
     realm: str = ""
     token_server: TokenServer | None = None  # tune expires_in / anonymous_pull at run time
+    token_faults: FaultProxy | None = None  # in front of the token server: its realm
 
     @property
     def tokens(self) -> TokenServer:
@@ -519,8 +521,13 @@ def token_registry(
     expires_in: int = 300,
     anonymous_pull: bool = False,
     actions: frozenset[str] = frozenset({"pull", "push", "delete", "*"}),
+    token_faults: bool = False,
 ) -> Iterator[TokenRegistry]:
-    """A registry that wants Bearer tokens, and the token server that issues them."""
+    """A registry that wants Bearer tokens, and the token server that issues them.
+
+    With ``token_faults``, the realm the registry names is a fault proxy in front of the
+    token server (``registry.token_faults``), so that token requests can be made to fail.
+    """
     root.mkdir(parents=True, exist_ok=True)
     server = TokenServer(
         {username: password},
@@ -528,12 +535,15 @@ def token_registry(
         anonymous_pull=anonymous_pull,
         actions=actions,
     )
+    stack = contextlib.ExitStack()
     try:
+        faults = stack.enter_context(fault_proxy(server.host)) if token_faults else None
+        realm = f"http://{faults.host}/token" if faults is not None else server.realm
         bundle = root / "token-root.pem"
         bundle.write_bytes(server.certificate_pem)
         auth = (
             "auth:\n  token:\n"
-            f"    realm: {server.realm}\n"
+            f"    realm: {realm}\n"
             f"    service: {server.service}\n"
             f"    issuer: {server.issuer}\n"
             f"    rootcertbundle: {bundle}\n"
@@ -546,10 +556,12 @@ def token_registry(
                 username=username,
                 password=password,
                 token_requests=server.requests,
-                realm=server.realm,
+                realm=realm,
                 token_server=server,
+                token_faults=faults,
             )
     finally:
+        stack.close()
         server.close()
 
 

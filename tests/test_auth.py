@@ -20,8 +20,10 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from doit_oci.registry.auth import AuthError, Challenge, RegistryAuth, merge_scopes, parse_challenge
+from doit_oci.registry.auth import RegistryAuth, merge_scopes
+from doit_oci.registry.challenge import Challenge, parse_challenge
 from doit_oci.registry.credentials import Credentials
+from doit_oci.registry.errors import AuthError
 
 REGISTRY = "registry.test"
 BASE = f"https://{REGISTRY}"

@@ -13,9 +13,12 @@ import httpx
 import pytest
 
 from doit_oci.registry import oci
-from doit_oci.registry.client import BlobSource, FileSlice, RegistryClient, RegistryError
+from doit_oci.registry.client import RegistryClient
+from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.reference import is_loopback
+from doit_oci.registry.session import proxy_mounts
 from doit_oci.registry.transport import RetryPolicy
+from doit_oci.registry.upload import BlobSource, FileSlice
 
 HOST = "127.0.0.1:5000"
 
@@ -273,3 +276,30 @@ def test_loopback_registries_are_spoken_to_over_http(registry: str, loopback: bo
 def test_insecure_registries_use_http_and_docker_hub_its_api_host() -> None:
     assert RegistryClient("r.example:5000", insecure=True).base_url == "http://r.example:5000"
     assert RegistryClient("docker.io").base_url == "https://registry-1.docker.io"
+
+
+def test_the_environments_proxies_are_mounted_with_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,::1,.internal.example,example.org")
+    made: list[str] = []
+
+    def make(proxy: httpx.Proxy) -> httpx.BaseTransport:
+        made.append(str(proxy.url))
+        return httpx.MockTransport(lambda request: httpx.Response(200))
+
+    mounts = proxy_mounts(make)
+    assert made == ["http://proxy.example:3128"]
+    assert list(mounts) == [
+        "https://",
+        "all://localhost",
+        "all://127.0.0.1",
+        "all://[::1]",
+        "all://*.internal.example",
+        "all://*example.org",
+    ]
+    assert [mounts[key] is None for key in mounts] == [False, True, True, True, True, True]
+    monkeypatch.setenv("NO_PROXY", "*")
+    assert proxy_mounts(make) == {}

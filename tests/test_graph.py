@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from doit_oci.registry.oci import Descriptor
+from doit_oci.registry.push import Destination
 from doit_oci.rules import api, ruleset
 from doit_oci.rules.build import load_build
 from doit_oci.rules.globals import PROCESS
 from doit_oci.rules.graph import Doit, TaskDict
 from doit_oci.rules.options import Options
 from doit_oci.rules.publish import Extra, PushTask, build_tasks
-from doit_oci.rules.push import Destination
 from doit_oci.rules.steps.run import Run
 
 PLAN = """\

@@ -19,9 +19,11 @@ from registries import AccessEntry, RunningRegistry, basic_registry
 from schemas import validate
 
 from doit_oci.registry import oci
-from doit_oci.registry.client import USER_AGENT, BlobSource, RegistryClient
+from doit_oci.registry.client import RegistryClient
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
+from doit_oci.registry.session import USER_AGENT
+from doit_oci.registry.upload import BlobSource
 from doit_oci.rules.digests import file_digest
 from doit_oci.rules.layer import COMPRESSIONS, LayerBlob, write_layer
 from doit_oci.rules.layercache import (

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from doit_oci.registry import oci
-from doit_oci.registry.files import write_atomic, write_if_changed
-from doit_oci.registry.layout import LAYOUT_VERSION, BlobWriter, Layout
+from doit_oci.registry.files import (
+    TempFile,
+    atomic_file,
+    link_or_copy,
+    remove_unless_locked,
+    temp_folder,
+    write_atomic,
+    write_if_changed,
+)
+from doit_oci.registry.layout import LAYOUT_VERSION, BlobWriter, Damage, GcResult, Layout
 from tests.schemas import validate
 
 HELLO_SHA = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # b"hello"
@@ -343,3 +355,237 @@ def test_write_if_changed(tmp_path: Path) -> None:
     assert path.read_bytes() == b"two"
     assert path.stat().st_mtime_ns != 1_000_000_000
     assert sorted(p.name for p in path.parent.iterdir()) == ["record.json"]
+
+
+def _locked_by_someone(path: Path) -> bool:
+    """Whether another open file holds ``path``'s flock (we try it, without waiting)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_atomic_file_renames_into_place_and_holds_its_lock_until_then(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "file.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"old")
+    with atomic_file(path, tmp_dir=tmp_path / "tmp") as out:
+        out.write(b"\x00new")
+        (temp,) = (tmp_path / "tmp").iterdir()
+        assert _locked_by_someone(temp)
+        assert path.read_bytes() == b"old"  # a reader sees the old bytes until the rename
+    assert path.read_bytes() == b"\x00new"
+    assert _mode(path) == 0o644
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not _locked_by_someone(path)
+
+
+def test_atomic_file_removes_its_temp_file_when_the_block_fails(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"), atomic_file(path) as out:
+        out.write(b"half")
+        raise RuntimeError("boom")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_link_or_copy_links_and_replaces(tmp_path: Path) -> None:
+    source, target = tmp_path / "a", tmp_path / "sub" / "b"
+    source.write_bytes(b"bytes")
+    target.parent.mkdir()
+    target.write_bytes(b"older")
+    link_or_copy(source, target)
+    assert target.samefile(source)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["b"]
+
+
+def test_link_or_copy_copies_when_it_cannot_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, target = tmp_path / "a", tmp_path / "b"
+    source.write_bytes(b"bytes")
+    source.chmod(0o600)
+
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    link_or_copy(source, target)
+    assert target.read_bytes() == b"bytes" and not target.samefile(source)
+    assert _mode(target) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_temp_folder_is_locked_then_removed(tmp_path: Path) -> None:
+    with temp_folder(tmp_path / "tmp", "save-") as folder:
+        (folder / "inside").write_bytes(b"x")
+        assert folder.parent == tmp_path / "tmp" and folder.name.startswith("save-")
+        assert _locked_by_someone(folder)
+        assert remove_unless_locked(folder) is False
+        assert (folder / "inside").read_bytes() == b"x"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_remove_unless_locked(tmp_path: Path) -> None:
+    dead = tmp_path / "dead.tmp"
+    dead.write_bytes(b"a killed run's")
+    dead_folder = tmp_path / "save-dead"
+    (dead_folder / "sub").mkdir(parents=True)
+    (dead_folder / "sub" / "layer").write_bytes(b"x")
+    live = TempFile(tmp_path)
+    live.file.write(b"being written")
+    assert remove_unless_locked(live.path) is False
+    assert remove_unless_locked(dead) is True
+    assert remove_unless_locked(dead_folder) is True
+    assert remove_unless_locked(tmp_path / "gone") is False
+    assert list(tmp_path.iterdir()) == [live.path]
+    live.keep(tmp_path / "kept")
+    assert (tmp_path / "kept").read_bytes() == b"being written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+
+
+# -- housekeeping: reachable, gc, verify, drop_refs ------------------------------------------
+
+
+def _image(layout: Layout, name: str, *layers: bytes) -> oci.Descriptor:
+    """An image of real blobs (config, layers, manifest), named ``name`` unless empty."""
+    config = layout.put(oci.CONFIG, json.dumps({"name": name, "rootfs": {}}).encode())
+    stored = tuple(layout.put(oci.LAYER_TAR, data) for data in layers)
+    manifest = layout.put(oci.MANIFEST, oci.Manifest(config, stored).to_bytes())
+    if name:
+        layout.set_refs({name: manifest})
+    return manifest
+
+
+def _index(layout: Layout, name: str, *manifests: oci.Descriptor) -> oci.Descriptor:
+    index = layout.put(oci.INDEX, oci.Index(manifests).to_bytes())
+    layout.set_refs({name: index})
+    return index
+
+
+def _blobs_of(layout: Layout, manifest: oci.Descriptor) -> set[str]:
+    parsed = oci.Manifest.from_json(json.loads(layout.read(manifest.digest)))
+    return {manifest.digest, parsed.config.digest, *(d.digest for d in parsed.layers)}
+
+
+def test_reachable_walks_indexes_and_manifests_and_keeps_missing_blobs(layout: Layout) -> None:
+    amd = _image(layout, "", b"amd64 layer", b"shared")
+    arm = _image(layout, "", b"arm64 layer", b"shared")
+    index = _index(layout, "app:1", amd, arm)
+    loose = _image(layout, "", b"loose layer")
+    junk = layout.put("application/octet-stream", b"not a document {")
+    _image(layout, "", b"unreached")
+    layout.blob_path(arm.digest).unlink()  # its config and layers are unknown now
+    expected = {index.digest, *_blobs_of(layout, amd), arm.digest}
+    assert layout.reachable() == expected
+    assert layout.reachable([loose.digest, junk.digest, D1]) == (
+        expected | _blobs_of(layout, loose) | {junk.digest, D1}
+    )
+
+
+def test_gc_keeps_every_names_and_roots_blobs_and_leaves_index_json_alone(
+    layout: Layout,
+) -> None:
+    app = _image(layout, "app:1", b"app layer", b"shared")
+    other = _image(layout, "other:2", b"other layer", b"shared")
+    root = _image(layout, "", b"a build's own image")
+    unnamed = _image(layout, "", b"dropped")
+    stray = layout.put(oci.LAYER_TAR, b"a stray layer")
+    index_bytes = layout.index_path.read_bytes()
+    keep = _blobs_of(layout, app) | _blobs_of(layout, other) | _blobs_of(layout, root)
+    gone = _blobs_of(layout, unnamed) - keep | {stray.digest}
+    sizes = sum(layout.blob_path(d).stat().st_size for d in gone)
+
+    result = layout.gc([root.digest])
+
+    assert result == GcResult(removed=len(gone), removed_bytes=sizes, kept=len(keep))
+    assert {f"sha256:{name}" for name in _blob_files(layout)} == keep
+    assert layout.index_path.read_bytes() == index_bytes
+    assert layout.gc([root.digest]) == GcResult(0, 0, len(keep))
+
+
+def test_gc_removes_a_dead_writers_temp_file_but_not_a_live_ones(layout: Layout) -> None:
+    layout.init()
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys\n"
+            "from pathlib import Path\n"
+            "from doit_oci.registry.layout import Layout\n"
+            "blob = Layout(Path(sys.argv[1])).writer()\n"
+            "blob.write(bytes(1 << 16))\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n",
+            str(layout.root),
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    (dead,) = _temp_files(layout)
+    assert (layout.tmp_dir / dead).stat().st_size == 1 << 16  # half a layer, unlocked
+    (layout.tmp_dir / "save-killed" / "x").mkdir(parents=True)
+    with layout.writer() as live:
+        live.write(b"hello")
+        (mine,) = set(_temp_files(layout)) - {dead, "save-killed"}
+        result = layout.gc()
+        assert result.leftovers == 2
+        assert _temp_files(layout) == [mine]
+        live.write(b" world")
+        digest = live.commit()
+    assert layout.read(digest) == b"hello world"
+    assert _temp_files(layout) == []
+
+
+def test_verify_removes_a_damaged_blob_and_names_what_is_missing(layout: Layout) -> None:
+    app = _image(layout, "app:1", b"app layer", b"shared layer")
+    also = _image(layout, "also:1", b"also layer", b"shared layer")
+    gone = _image(layout, "gone:1", b"gone layer")
+    root = _image(layout, "", b"root layer")
+    shared = oci.Manifest.from_json(json.loads(layout.read(app.digest))).layers[1]
+    flipped = bytearray(layout.read(shared.digest))
+    flipped[0] ^= 0x01
+    layout.blob_path(shared.digest).write_bytes(bytes(flipped))
+    layout.blob_path(gone.digest).unlink()
+    root_config = oci.Manifest.from_json(json.loads(layout.read(root.digest))).config
+    layout.blob_path(root_config.digest).unlink()
+    remote = oci.Manifest.from_json(json.loads(layout.read(also.digest))).layers[0]
+    layout.blob_path(remote.digest).unlink()
+
+    damage = layout.verify([root.digest], elsewhere={remote.digest})
+
+    assert damage == sorted(
+        [
+            Damage(shared.digest, "damaged", ("also:1", "app:1")),
+            Damage(gone.digest, "missing", ("gone:1",)),
+            Damage(root_config.digest, "missing", ("",)),
+        ],
+        key=lambda d: (d.problem, d.digest),
+    )
+    assert not layout.has_blob(shared.digest)
+    assert damage[0].line(layout.root) == (
+        f"blob {shared.digest} held other bytes: removed (needed by also:1, app:1)"
+    )
+    missing = next(d for d in damage if d.digest == gone.digest)
+    assert missing.line(layout.root) == (
+        f"blob {gone.digest} is missing from {layout.root} (needed by gone:1)"
+    )
+    # the damaged blob is gone now: the next verify finds it missing, once, for both names
+    assert Damage(shared.digest, "missing", ("also:1", "app:1")) in layout.verify()
+
+
+def test_drop_refs_forgets_names_and_keeps_the_others(layout: Layout) -> None:
+    app = _image(layout, "app:1", b"app")
+    _image(layout, "old:1", b"old")
+    _image(layout, "old:2", b"old two")
+    assert layout.drop_refs(["old:2", "old:1", "never:1"]) == ["old:1", "old:2"]
+    assert [m.ref_name for m in layout.read_index().manifests] == ["app:1"]
+    assert layout.resolve("app:1") == app.annotated(**{oci.REF_NAME: "app:1"})
+    before = layout.index_path.read_bytes()
+    assert layout.drop_refs(["old:1"]) == []
+    assert layout.index_path.read_bytes() == before

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
+from doit_oci.registry.push import Progress, PushReport
 from doit_oci.rules.progress import progress_display
-from doit_oci.rules.push import Progress, PushReport
 
 
 class Terminal(io.StringIO):

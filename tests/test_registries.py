@@ -235,6 +235,23 @@ def test_token_registry_refuses_a_wrong_password(layout: tuple[Path, str], tmp_p
         assert asked and all(r.status == 401 and r.credentials for r in asked)
 
 
+def test_token_faults_put_a_fault_proxy_in_the_realm(tmp_path: Path) -> None:
+    with token_registry(tmp_path / "token", token_faults=True) as registry:
+        proxy = registry.token_faults
+        assert proxy is not None
+        assert registry.realm == f"http://{proxy.host}/token"
+        challenge = httpx.get(f"http://{registry.host}/v2/")
+        assert f'Bearer realm="http://{proxy.host}/token"' in challenge.headers["WWW-Authenticate"]
+        proxy.add(Fault("status", status=503, path_contains="/token"))
+        login = {"service": SERVICE}
+        failed = httpx.get(registry.realm, params=login, auth=("bob", registry.password or ""))
+        assert failed.status_code == 503 and not registry.token_requests
+        token = httpx.get(registry.realm, params=login, auth=("bob", registry.password or ""))
+        assert token.status_code == 200 and token.json()["token"] == registry.tokens.issued[-1]
+        assert [outcome for _, _, outcome in proxy.seen] == ["status 503", "forward"]
+        assert [r.status for r in registry.token_requests] == [200]
+
+
 def test_token_server_scopes_and_grants(tmp_path: Path) -> None:
     with token_registry(tmp_path / "token") as registry:
         base = f"http://{registry.host}"

@@ -12,8 +12,9 @@ from faults import Fault, fault_proxy
 from registries import RunningRegistry, open_registry
 from support import doit, index_of
 
-from doit_oci.registry.client import BlobSource, RegistryClient
+from doit_oci.registry.client import RegistryClient
 from doit_oci.registry.transport import RetryPolicy
+from doit_oci.registry.upload import BlobSource
 
 
 def publish_base(workspace: Path, registry: RunningRegistry, tag: str = "1.0") -> str:

@@ -13,9 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from faults import Fault, fault_proxy
-from registries import TokenRegistry, basic_registry, open_registry, tls_registry, token_registry
+from registries import (
+    SERVICE,
+    TokenRegistry,
+    basic_registry,
+    open_registry,
+    tls_registry,
+    token_registry,
+)
 from support import REPO, copy_example, doit, index_of
 
 
@@ -162,6 +170,52 @@ def test_faults_that_never_stop_fail_within_a_minute_by_default(
     (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
     # found by the request that checks the registry before the first push to it
     assert line.startswith(f"error: {proxy.host}: log in failed:") and "HTTP 503" in line
+
+
+def test_a_token_server_failing_twice_is_retried_and_the_push_succeeds(
+    example: Path, tmp_path: Path
+) -> None:
+    with token_registry(tmp_path / "token", token_faults=True) as registry:
+        proxy = registry.token_faults
+        assert proxy is not None
+        proxy.add(Fault("status", status=503, path_contains="/token", times=2))
+        config = tmp_path / "docker" / "config.json"
+        config.parent.mkdir()
+        secret = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+        config.write_text(json.dumps({"auths": {registry.host: {"auth": secret}}}))
+        config.chmod(0o600)
+        run = doit(
+            example,
+            "build_images",
+            "--push",
+            "--hub",
+            f"{registry.host}/t",
+            "--targets",
+            "hello",
+            env={"DOCKER_CONFIG": str(config.parent)},
+        )
+        assert run.code == 0, run.text
+        outcomes = [outcome for _, target, outcome in proxy.seen if target.startswith("/token")]
+        assert outcomes[:3] == ["status 503", "status 503", "forward"]
+        assert registry.token_requests and all(r.status == 200 for r in registry.token_requests)
+        retried = [line for line in run.err.splitlines() if "HTTP 503, retrying" in line]
+        assert len(retried) == 2, run.err
+        assert all(f"token server http://{proxy.host}/token" in line for line in retried)
+        pushed = registry.wait_for("PUT", "/v2/t/hello/manifests/latest", status=201)
+        assert pushed.status == 201
+        token = httpx.get(
+            registry.tokens.realm,  # the token server itself, not through the proxy
+            params={"service": SERVICE, "scope": "repository:t/hello:pull"},
+            auth=(registry.username or "", registry.password or ""),
+        ).json()["token"]
+        answer = httpx.head(
+            f"http://{registry.host}/v2/t/hello/manifests/latest",
+            headers={
+                "Accept": "application/vnd.oci.image.manifest.v1+json",
+                "Authorization": f"Bearer {token}",
+            },
+        )
+        assert answer.headers["Docker-Content-Digest"] == index_of(example)["hello:latest"]
 
 
 def test_a_push_killed_in_a_large_upload(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from registries import RunningRegistry
 from support import doit, index_of
 
-from doit_oci.rules.push import destinations
+from doit_oci.registry.push import destinations
 from doit_oci.rules.units import build_variants, variant_tags
 
 ISTIO = Path(__file__).parent / "istio"

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from doit_oci.registry import oci, reference
+from doit_oci.registry import oci, pull, reference
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
-from doit_oci.rules import bases
-from doit_oci.rules.bases import ResolvedBase
-from doit_oci.rules.push import Origin
+from doit_oci.registry.pull import ResolvedBase
+from doit_oci.registry.push import Origin
 from doit_oci.rules.steps.records import BaseRecord, ImageRecord, TreeRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.tree import Tree
@@ -191,12 +190,12 @@ class RegistryBase:
         ref = self.reference
         client = self.run.clients.get(ref.registry)
         layout = self.run.layout
-        resolved = bases.resolve(client, ref, self.unit.platform, layout)
+        resolved = pull.resolve(client, ref, self.unit.platform, layout)
         if not self.run.options.push:
             # the layout holds whole images: bring the base's layers into the store once
             for layer in resolved.layers:
                 if not layout.has_blob(layer.digest):
-                    bases.fetch_blob(client, ref.path, layer, layout)
+                    pull.fetch_blob(client, ref.path, layer, layout)
         BaseRecord(resolved).write(self.record)
 
     def uptodate(self) -> bool:

@@ -60,9 +60,10 @@ def gc(runs: Sequence[Run]) -> list[str]:
         )
         lines += [f"gc: dropped the name {name}" for name in dropped]
     result = run.layout.gc(roots(run))
-    return [
-        f"gc: removed {result.removed} blobs ({_size(result.removed_bytes)}), kept {result.kept}"
-    ]
+    removed = f"{result.removed} blobs ({_size(result.removed_bytes)})"
+    if result.leftovers:
+        removed += f" and {result.leftovers} leftovers of killed runs"
+    return [*lines, f"gc: removed {removed}, kept {result.kept}"]
 
 
 def verify(runs: Sequence[Run]) -> tuple[list[str], int]:
@@ -71,14 +72,7 @@ def verify(runs: Sequence[Run]) -> tuple[list[str], int]:
     run = runs[0]
     elsewhere = {digest for each in runs if each.options.push for digest in origins(each)}
     damage = run.layout.verify(roots(run), elsewhere)
-    lines = []
-    for item in damage:
-        needed = ", ".join(name for name in item.needed_by if name)
-        who = f" (needed by {needed})" if needed else ""
-        if item.problem == "damaged":
-            lines.append(f"verify: blob {item.digest} held other bytes: removed{who}")
-        else:
-            lines.append(f"verify: blob {item.digest} is missing from {run.layout.root}{who}")
+    lines = [f"verify: {item.line(run.layout.root)}" for item in damage]
     if not damage:
         lines.append(f"verify: every blob of {run.layout.root} matches its digest")
     return lines, len(damage)

@@ -76,7 +76,7 @@ def from_cache(run: Run, unit: Unit, index: int) -> LayerBlob | None:
     is fetched into the store unless this run pushes (then it is mounted)."""
     if not run.options.cache_repo or not _cache_usable(run):
         return None
-    from doit_oci.rules import bases
+    from doit_oci.registry import pull
     from doit_oci.rules.layercache import CacheRepo, lookup
 
     repo = CacheRepo.parse(run.options.cache_repo)
@@ -89,7 +89,7 @@ def from_cache(run: Run, unit: Unit, index: int) -> LayerBlob | None:
     if hit is None:
         return None
     if not run.layout.has_blob(hit.descriptor.digest) and not run.options.push:
-        bases.fetch_blob(client, repo.repository, hit.descriptor, run.layout)
+        pull.fetch_blob(client, repo.repository, hit.descriptor, run.layout)
     return hit
 
 

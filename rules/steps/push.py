@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from doit_oci.registry import oci
+from doit_oci.registry.push import Destination, Origin, Progress, Pusher, destinations
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.progress import progress_display
-from doit_oci.rules.push import Destination, Origin, Progress, Pusher, destinations
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord

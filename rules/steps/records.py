@@ -31,7 +31,7 @@ from typing import Any, Self
 
 from doit_oci.registry import oci
 from doit_oci.registry.files import write_if_changed
-from doit_oci.rules.bases import ResolvedBase
+from doit_oci.registry.pull import ResolvedBase
 from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.layer import LayerBlob
 from doit_oci.rules.tree import Entry, Tree

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doit_oci.rules.push import destinations
+from doit_oci.registry.push import destinations
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord
 from doit_oci.rules.steps.run import Run

@@ -19,9 +19,6 @@ from doit_oci.registry.reference import Reference
 if TYPE_CHECKING:
     from doit_oci.registry.client import RegistryClient
 
-INDEX_TYPES = (oci.INDEX, oci.DOCKER_MANIFEST_LIST)
-MANIFEST_TYPES = (oci.MANIFEST, oci.DOCKER_MANIFEST)
-
 
 @dataclass(frozen=True)
 class ResolvedBase:
@@ -76,7 +73,7 @@ def resolve(
     data, media_type, top = client.get_manifest(repository, reference.identifier)
     document = oci.parse_json_document(data, f"manifest of {reference}")
     manifest_data, manifest_type, manifest_digest = data, media_type, top
-    if media_type in INDEX_TYPES or "manifests" in document:
+    if media_type in oci.INDEX_TYPES or "manifests" in document:
         index = oci.Index.from_json(document)
         layout.put(oci.INDEX, data)
         chosen = [m for m in index.manifests if _matches(m.platform, platform)]
@@ -91,7 +88,7 @@ def resolve(
         manifest_data, manifest_type, manifest_digest = client.get_manifest(
             repository, chosen[0].digest
         )
-    if manifest_type not in MANIFEST_TYPES:
+    if manifest_type not in oci.MANIFEST_TYPES:
         raise RegistryError(
             client.registry,
             repository,

@@ -18,7 +18,8 @@ from doit_oci.registry.layout import Layout
 from doit_oci.registry.reference import split_repository
 
 if TYPE_CHECKING:  # the client (and httpx) is imported only when something is pushed
-    from doit_oci.registry.client import BlobSource, RegistryClient
+    from doit_oci.registry.client import RegistryClient
+    from doit_oci.registry.upload import BlobSource
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def collect(layout: Layout, top: oci.Descriptor) -> _Image:
     def visit(descriptor: oci.Descriptor) -> None:
         data = layout.read(descriptor.digest)
         document = oci.parse_json_document(data, f"blob {descriptor.digest}")
-        if descriptor.media_type in (oci.INDEX, oci.DOCKER_MANIFEST_LIST):
+        if descriptor.media_type in oci.INDEX_TYPES:
             for child in oci.Index.from_json(document).manifests:
                 visit(child)
         else:
@@ -179,7 +180,7 @@ class Pusher:
         return sorted(known)
 
     def _source(self, descriptor: oci.Descriptor) -> BlobSource:
-        from doit_oci.registry.client import BlobSource
+        from doit_oci.registry.upload import BlobSource
 
         if self.layout.has_blob(descriptor.digest):
             return BlobSource.from_file(
