@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
+from types import MappingProxyType
 
 import httpx
 
@@ -41,7 +42,7 @@ from doit_oci.registry.tokens import Tokens, basic_header, realm_text
 from doit_oci.registry.transport import what
 
 SCOPES_EXTENSION = "registry_scopes"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = MappingProxyType({"http": 80, "https": 443})
 
 
 def merge_scopes(*groups: Iterable[str]) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -208,6 +209,7 @@ class Clients:
         self.transport = transport
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
+        self._warned: set[Path] = set()  # docker configs warned about (readable by others)
         self._pid = os.getpid()
 
     def get(self, registry: str) -> RegistryClient:
@@ -218,7 +220,7 @@ class Clients:
             client = self._clients.get(registry)
             if client is None:
                 try:
-                    credentials = load_credentials(registry, self.environ)
+                    credentials = load_credentials(registry, self.environ, warned=self._warned)
                 except CredentialError as exc:
                     raise RegistryError(registry, "", "read credentials", str(exc)) from None
                 client = RegistryClient(

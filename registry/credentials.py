@@ -41,7 +41,6 @@ HELPER_PREFIX = "docker-credential-"
 TOKEN_USERNAME = "<token>"
 HELPER_TIMEOUT = 60.0
 
-_warned_paths: set[Path] = set()
 _warned_lock = threading.Lock()
 
 
@@ -100,13 +99,16 @@ def load_credentials(
     environ: Mapping[str, str],
     home: Path | None = None,
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    warned: set[Path] | None = None,
 ) -> Credentials | None:
-    """The credentials docker would use for ``registry`` (``host[:port]``), or None."""
+    """The credentials docker would use for ``registry`` (``host[:port]``), or None.
+    A config file that other users can read gets a warning, once per file in ``warned``
+    (the caller's: ``Clients`` keeps one)."""
     path = docker_config_path(environ, home)
     config = _read_config(path)
     if config is None:
         return None
-    _warn_if_exposed(path, config)
+    _warn_if_exposed(path, config, set() if warned is None else warned)
     helper = _helper_for(registry, config, path)
     if helper is not None:
         name, where = helper
@@ -153,8 +155,8 @@ def _holds_secrets(config: Mapping[str, Any]) -> bool:
     )
 
 
-def _warn_if_exposed(path: Path, config: Mapping[str, Any]) -> None:
-    """One stderr line per file and process when other users can read stored secrets."""
+def _warn_if_exposed(path: Path, config: Mapping[str, Any], warned: set[Path]) -> None:
+    """One stderr line per file in ``warned`` when other users can read stored secrets."""
     if not _holds_secrets(config):
         return
     try:
@@ -164,9 +166,9 @@ def _warn_if_exposed(path: Path, config: Mapping[str, Any]) -> None:
     if not mode & (stat.S_IRGRP | stat.S_IROTH):
         return
     with _warned_lock:
-        if path in _warned_paths:
+        if path in warned:
             return
-        _warned_paths.add(path)
+        warned.add(path)
     print(
         f"warning: docker config {path} holds registry credentials and is readable by"
         f" other users; chmod 600 {path}",

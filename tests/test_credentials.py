@@ -437,8 +437,9 @@ def test_a_config_with_secrets_readable_by_others_warns_once(
     config = {"auths": {"r.test": {"auth": auth_of(USER, PASSWORD)}}}
     path = write_config(tmp_path / "docker", config, mode=0o644)
     environ = env_for(tmp_path)
-    assert load_credentials("r.test", environ) == Credentials(USER, PASSWORD)
-    assert load_credentials("other.test", environ) is None
+    warned: set[Path] = set()
+    assert load_credentials("r.test", environ, warned=warned) == Credentials(USER, PASSWORD)
+    assert load_credentials("other.test", environ, warned=warned) is None
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (

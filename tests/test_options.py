@@ -107,6 +107,7 @@ def test_every_option_has_a_flag_and_help() -> None:
         "save",
         "no-clobber",
         "no-cache",
+        "prune-tags",
         "qemu",
         "insecure-registry",
     ]
