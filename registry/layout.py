@@ -77,6 +77,17 @@ def walk(starts: Iterable[tuple[str, str]], read: Callable[[str], bytes]) -> dic
     return needed
 
 
+def holds(layout: Layout, digest: str) -> bool:
+    """Whether ``layout`` holds ``digest`` (a string that is no digest: no)."""
+    return oci.is_digest(digest) and layout.has_blob(digest)
+
+
+def blob_files(root: Path) -> list[Path]:
+    """The blob files of the layout at ``root``, sorted."""
+    folder = root / "blobs" / "sha256"
+    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+
 def remove_if_damaged(blob: Path) -> bool:
     """Hash ``blob`` again; remove it (True) when its bytes are not its name."""
     with open(blob, "rb") as handle:
@@ -270,22 +281,15 @@ class Layout:
 
     def _document(self, digest: str) -> bytes:
         """The blob if it may be a manifest or an index (here, and small enough), else b""."""
-        if not self._holds(digest):
+        if not holds(self, digest):
             return b""
         path = self.blob_path(digest)
         return path.read_bytes() if path.stat().st_size <= MAX_DOCUMENT else b""
-
-    def _holds(self, digest: str) -> bool:
-        return oci.is_digest(digest) and self.has_blob(digest)
 
     def reachable(self, roots: Iterable[str] = ()) -> set[str]:
         """Every blob digest the entries of ``index.json`` and the digests ``roots`` reach,
         whether the store holds it or not."""
         return set(self._needed(roots))
-
-    def _blob_files(self) -> list[Path]:
-        folder = self.root / "blobs" / "sha256"
-        return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
 
     def gc(self, roots: Iterable[str] = ()) -> GcResult:
         """Remove every blob that neither ``index.json`` nor ``roots`` reach, and what killed
@@ -294,7 +298,7 @@ class Layout:
         removed = size = kept = leftovers = 0
         with self._locked():
             keep = self.reachable(roots)
-            for path in self._blob_files():
+            for path in blob_files(self.root):
                 if f"sha256:{path.name}" in keep:
                     kept += 1
                     continue
@@ -311,13 +315,15 @@ class Layout:
         """Hash every blob again, removing each whose bytes are not its name; then name each
         blob that an entry of ``index.json`` or ``roots`` needs and that is neither here nor
         ``elsewhere`` (in a registry), once, with every ref name that needs it."""
-        damaged = [f"sha256:{path.name}" for path in self._blob_files() if remove_if_damaged(path)]
+        damaged = [
+            f"sha256:{path.name}" for path in blob_files(self.root) if remove_if_damaged(path)
+        ]
         needed = self._needed(roots)
         gone = set(damaged)
         found = [Damage(d, "damaged", tuple(sorted(needed.get(d, ())))) for d in damaged]
         found += [
             Damage(digest, "missing", tuple(sorted(names)))
             for digest, names in needed.items()
-            if digest not in gone and not self._holds(digest) and digest not in elsewhere
+            if digest not in gone and not holds(self, digest) and digest not in elsewhere
         ]
         return sorted(found, key=lambda d: (d.problem, d.digest))

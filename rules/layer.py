@@ -23,10 +23,10 @@ from doit_oci.rules.compress import COMPRESSIONS as COMPRESSIONS
 from doit_oci.rules.compress import Stream, check, compressing
 from doit_oci.rules.digests import stat_key
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.tar import BLOCK, header
 from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
 
 CHUNK = 1 << 20
-BLOCK = 512
 _TYPES = MappingProxyType(
     {
         DIR: tarfile.DIRTYPE,
@@ -58,15 +58,16 @@ def media_type(compression: str) -> str:
 
 
 def tar_header(entry: Entry, epoch: int) -> bytes:
-    info = tarfile.TarInfo(entry.path)
-    info.type = _TYPES[entry.kind]
-    info.mode = entry.mode & 0o7777
-    info.uid, info.gid = entry.uid, entry.gid
-    info.uname = info.gname = ""
-    info.mtime = epoch
-    info.size = entry.size if entry.kind == FILE else 0
-    info.linkname = entry.link if entry.kind in (SYMLINK, HARDLINK) else ""
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    return header(
+        entry.path,
+        _TYPES[entry.kind],
+        entry.mode & 0o7777,
+        entry.size if entry.kind == FILE else 0,
+        entry.uid,
+        entry.gid,
+        epoch,
+        entry.link if entry.kind in (SYMLINK, HARDLINK) else "",
+    )
 
 
 class _Sink:
