@@ -2,9 +2,10 @@
 prefix: ``oci.status``) and under their plain names over every plan of the process
 (``status``), in every way of use. No doit here (see rules.graph).
 
-The plain ones are made by the first task creator, before the others have run: so they
-take the runs of every plan as a callable, read when they run (every creator has run by
-then), and do their work in their own action.
+The plain ones are made by the first task creator, before the others have run: so
+status, verify and gc take the runs of every plan as a callable, read when they run
+(every creator has run by then), and push_index depends on every plan's own by a
+pattern doit resolves once all tasks exist.
 """
 
 from __future__ import annotations
@@ -65,14 +66,6 @@ def _push_index(run: Run, output: Output) -> None:
         print(f"pushed the index {line}")
 
 
-def _push_every_index(runs: Runs, own: Run | None) -> None:
-    for run in runs():
-        if run is own or not run.options.hubs or run.options.platform_tags:
-            continue
-        for output in run.build.outputs:
-            _push_index(run, output)
-
-
 def command_task(
     doit: Doit, name: str, doc: str, work: Callable[[], object], plan: str
 ) -> TaskDict:
@@ -119,11 +112,15 @@ def housekeeping_tasks(doit: Doit, runs: Runs, prefix: str, own: Run | None) -> 
                 "actions": [doit.action(partial(_push_index, own, output))],
                 "verbosity": 2,
             }
+    if not prefix:
+        # the plain one over every plan: each plan's own (``<prefix>push_index``), found by
+        # doit once every creator has run (a name with a prefix: at least one character)
+        joins.append("?*push_index")
     yield {
         "basename": str(TaskName("push_index", prefix=prefix)),
         "doc": "make each multi-platform image from what one machine per platform pushed"
         " with --platform-tags (reads manifests and configs, never a layer)",
-        "actions": [doit.action(partial(_push_every_index, runs, own))],
+        "actions": None,
         "task_dep": joins,
         "params": task_params(plan),
     }

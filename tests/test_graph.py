@@ -231,5 +231,7 @@ def test_pushing_every_rule_with_push_and_hub(
     # every dependency of every task exists (it did not: "push:base" was missing)
     for task in tasks.values():
         for dep in [*task.get("task_dep", []), *task.get("setup", [])]:
+            if "*" in dep:
+                continue  # a pattern, resolved by doit
             assert dep in tasks, (task["basename"], dep)
     assert tasks["push:tool"]["uptodate"][0].__class__.__name__ == "config_changed"

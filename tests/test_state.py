@@ -192,13 +192,22 @@ def test_gc_removes_what_no_image_refers_to(example: Path) -> None:
     assert first < grown  # the old layer, config and manifest stay until gc
     (example / "out/tmp").mkdir(exist_ok=True)
     (example / "out/tmp/blob-leftover").write_bytes(b"half")
+    # gc never drops a name: showconfig:latest still needs the old image
     run = doit(example, "gc", "--tag", "2.0")
+    assert run.code == 0, run.text
+    assert {p.name for p in blobs.iterdir()} == grown
+    assert "gc: removed 0 blobs (0 B) and 1 leftovers of killed runs" in run.out
+    assert not list((example / "out/tmp").iterdir())
+    assert len(index_of(example)) == 6
+    # dropping the names this run does not give is a choice of its own, and says what
+    run = doit(example, "gc", "--tag", "2.0", "--prune-tags")
     assert run.code == 0, run.text
     kept = {p.name for p in blobs.iterdir()}
     assert old[7:] not in kept
     assert len(grown - kept) == 3  # showconfig's old layer, config and manifest
+    for name in ("hello:latest", "showconfig:latest", "whoami:latest"):
+        assert f"gc: dropped the name {name}" in run.out
     assert "gc: removed 3 blobs" in run.out
-    assert not list((example / "out/tmp").iterdir())
     assert sorted(index_of(example)) == ["hello:2.0", "showconfig:2.0", "whoami:2.0"]
     # what is left is whole: the images still read, and a build has nothing to do
     for name in ("hello", "showconfig", "whoami"):

@@ -11,39 +11,52 @@ build, plan or run made.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
 
-from doit_oci.registry import oci
 from doit_oci.rules.steps.layout import named_descriptors
 from doit_oci.rules.steps.push import origins
+from doit_oci.rules.steps.records import (
+    BaseRecord,
+    ImageRecord,
+    IndexRecord,
+    LayerRecord,
+    LayoutRecord,
+    RecordError,
+)
 from doit_oci.rules.steps.run import Run
 
 
-def _digests(document: Any) -> Iterator[str]:
-    """Every ``"digest"`` value in a record, at any depth."""
-    if isinstance(document, dict):
-        for key, value in document.items():
-            if key == "digest" and isinstance(value, str) and oci.is_digest(value):
-                yield value
-            else:
-                yield from _digests(value)
-    elif isinstance(document, list):
-        for item in document:
-            yield from _digests(item)
+def _needs(path: Path) -> list[str]:
+    """The blobs of the content store one record names (a file of another kind: none)."""
+    name = path.name
+    if name == "image.json":
+        record = ImageRecord.read(path)
+        return [record.manifest.digest, record.config.digest]
+    if name.startswith("layer-") and not name.endswith(".inputs.json"):
+        blob = LayerRecord.read(path).blob
+        return [blob.descriptor.digest] if blob is not None else []
+    if path.parent.name == "_bases":
+        resolved = BaseRecord.read(path).resolved
+        return [resolved.top, resolved.manifest.digest, resolved.config.digest]
+    if path.parent.name == "index":
+        return [IndexRecord.read(path).descriptor.digest]
+    if name == "layout.json":
+        return [digest for _, digest in LayoutRecord.read(path).names]
+    return []
 
 
 def roots(run: Run) -> set[str]:
-    """The blobs the records of every build in this state folder name."""
+    """The blobs the records of every build in this state folder name: its images, their
+    layers, registry bases, indexes."""
     found: set[str] = set()
     if not run.records.is_dir():
         return found
     for path in sorted(run.records.rglob("*.json")):
         try:
-            found.update(_digests(json.loads(path.read_bytes())))
-        except (OSError, ValueError):
-            continue  # not a record of ours
+            found.update(_needs(path))
+        except (OSError, RecordError):
+            continue  # damaged: nothing of it to keep
     return found
 
 
