@@ -120,8 +120,10 @@ class Damage:
             text = f"blob {self.digest} held other bytes: removed"
         else:
             text = f"blob {self.digest} is missing from {root}"
-        names = ", ".join(name or "an unnamed image" for name in self.needed_by)
-        return f"{text} (needed by {names})" if names else text
+        named = [name for name in self.needed_by if name]
+        if named:
+            return f"{text} (needed by {', '.join(named)})"
+        return f"{text} (needed by an image index.json does not name)" if self.needed_by else text
 
 
 class BlobWriter:

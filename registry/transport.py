@@ -71,6 +71,19 @@ def refused_certificate(exc: Exception) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
+NAME_NOT_FOUND = (
+    "Name or service not known",  # glibc's EAI_NONAME
+    "nodename nor servname",  # BSD, macOS
+    "No address associated with hostname",
+)
+
+
+def unresolved(exc: Exception) -> bool:
+    """The host's name does not resolve: a typo or a host that is gone, which a second
+    try does not mend (a resolver that is down says "Temporary failure": that is retried)."""
+    return any(text in str(exc) for text in NAME_NOT_FOUND)
+
+
 def retryable(response: httpx.Response) -> bool:
     return response.status_code in RETRY_STATUSES
 
@@ -133,6 +146,8 @@ class RetryTransport(httpx.BaseTransport):
             except httpx.TransportError as exc:
                 if refused_certificate(exc):
                     raise  # trying again cannot make a certificate verify
+                if unresolved(exc) and attempt >= 2:
+                    raise GaveUp(exc, attempt, request) from exc
                 failed: httpx.Response | httpx.TransportError = exc
                 wait = self.policy.delay(attempt)
                 reason = _reason(exc)

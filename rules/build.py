@@ -74,6 +74,20 @@ def _display(path: Path, workspace: Path) -> str:
         return str(path)
 
 
+def _swapped(typed: str, name: str) -> bool:
+    """``bsae`` for ``base``: the same letters, two neighbours swapped (a typo, where one
+    letter changed, ``bash`` for ``base``, may well name another image)."""
+    if len(typed) != len(name) or typed == name:
+        return False
+    wrong = [i for i, (a, b) in enumerate(zip(typed, name, strict=True)) if a != b]
+    return (
+        len(wrong) == 2
+        and wrong[1] == wrong[0] + 1
+        and typed[wrong[0]] == name[wrong[1]]
+        and typed[wrong[1]] == name[wrong[0]]
+    )
+
+
 def load_build(
     options: Options,
     workspace: Path,
@@ -160,6 +174,7 @@ def load_build(
             # plan image's name fails at once instead of asking Docker Hub for it
             name = chain.base.split("@")[0].split(":")[0]
             close = difflib.get_close_matches(name, plan.names, n=1, cutoff=0.8)
+            close = close or [n for n in plan.names if _swapped(name, n)]
             if close and close[0] != name:
                 raise UserError(
                     f"no plan image {name!r} (did you mean {close[0]!r}?) and it is not a"

@@ -202,7 +202,9 @@ def declaration_error(exc: UserError) -> Exception:
 
 def tasks_taking_options(group: str, prefix: str, more: Sequence[str] = ()) -> tuple[str, ...]:
     """The tasks whose options on the command line make the build's options."""
-    return (group, *(f"{prefix}{task}" for task in OPTION_TASKS), *more)
+    # the plain housekeeping tasks cover every plan: their options are every plan's
+    plain = OPTION_TASKS if prefix else ()
+    return (group, *(f"{prefix}{task}" for task in OPTION_TASKS), *plain, *more)
 
 
 def _every_run() -> list[Run]:

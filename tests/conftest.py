@@ -52,6 +52,7 @@ E2E_MODULES = {
     "test_seed.py",
     "test_state.py",
     "test_three_ways.py",
+    "test_ways.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example"}
 

@@ -241,6 +241,7 @@ images:
         ("distrolss", "distroless"),
         ("distrolss:1.0", "distroless:1.0"),
         ("distrolesss@sha256:" + "a" * 64, "distroless@sha256:" + "a" * 64),
+        ("distorless", "distroless"),  # two letters swapped
     ],
 )
 def test_a_typo_of_a_plan_image_fails_at_once(tmp_path: Path, from_image: str, write: str) -> None:

@@ -125,6 +125,18 @@ def test_a_certificate_that_does_not_verify_is_not_retried() -> None:
     assert script.calls == 1
 
 
+def test_a_name_that_does_not_resolve_is_tried_twice_not_until_the_deadline() -> None:
+    gone = httpx.ConnectError("[Errno -2] Name or service not known")
+    script = Script(gone, gone, gone, 200)
+    with pytest.raises(GaveUp) as caught:
+        run(script)
+    assert script.calls == 2 and caught.value.tries == 2
+    # a resolver that is down for a moment is another matter
+    busy = httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+    response, _ = run(Script(busy, busy, 200))
+    assert response.status_code == 200
+
+
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:
     policy = RetryPolicy(attempts=20, base_delay=1.0, max_delay=8.0, deadline=1000)
     waits = [policy.delay(attempt) for attempt in range(1, 8)]
