@@ -32,9 +32,9 @@ from typing import Any
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.dockerfile.read import build_arg_names
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.flags import OPTIONS
 from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
 from doit_oci.rules.names import TaskName
-from doit_oci.rules.options import OPTIONS
 from doit_oci.rules.plan import platform_variables
 from doit_oci.rules.steps import copy, image, layer, layout, parse
 from doit_oci.rules.steps.base import RegistryBase, base_of

@@ -16,86 +16,8 @@ from dataclasses import dataclass
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, check_hub, check_tag, is_loopback
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.flags import DEFAULT_PLAN, cache_dir_from, read_argv
 from doit_oci.rules.layer import COMPRESSIONS
-
-DEFAULT_PLAN = "plans/images.yaml"
-
-
-@dataclass(frozen=True)
-class Option:
-    name: str  # the doit parameter name
-    flag: str  # the long option, without "--"
-    kind: str  # "str", "list" (repeatable) or "bool"
-    help: str
-
-
-OPTIONS = (
-    Option("plan", "plan", "str", "the build plan (env PLAN; default plans/images.yaml)"),
-    Option("hub", "hub", "list", "registry and path to name images with (env HUB, HUBS)"),
-    Option("tag", "tag", "list", "tags to give every image (env TAG, TAGS; default latest)"),
-    Option(
-        "targets",
-        "targets",
-        "list",
-        "images to build (env DOCKER_TARGETS; default: all that are not base images)",
-    ),
-    Option(
-        "architectures",
-        "architectures",
-        "list",
-        "platforms to build, os/arch (env DOCKER_ARCHITECTURES; default linux/amd64)",
-    ),
-    Option("build_arg", "build-arg", "list", "KEY=VALUE given to every Dockerfile (repeatable)"),
-    Option(
-        "compression",
-        "compression",
-        "str",
-        "layer compression: none or gzip (env COMPRESSION; default none)",
-    ),
-    Option(
-        "variants",
-        "variants",
-        "list",
-        "variants to build (env DOCKER_BUILD_VARIANTS; default: default)",
-    ),
-    Option("push", "push", "bool", "push every image to every hub and tag (env PUSH=true)"),
-    Option(
-        "cache_dir",
-        "cache-dir",
-        "str",
-        "keep the content store, the records and doit's state there instead of out/"
-        " (env DOIT_OCI_CACHE), for a CI cache to save and restore",
-    ),
-    Option(
-        "platform_tags",
-        "platform-tags",
-        "bool",
-        "tag each image <tag>-<arch> (env PLATFORM_TAGS=true): one platform per machine,"
-        " then push_index makes the multi-platform image",
-    ),
-    Option(
-        "cache_repo",
-        "cache-repo",
-        "str",
-        "a registry repository where layers are cached for every runner (env CACHE_REPO)",
-    ),
-    Option("save", "save", "bool", "also save each image under out/release/docker"),
-    Option("no_clobber", "no-clobber", "bool", "refuse to push over existing tags but latest"),
-    Option("no_cache", "no-cache", "bool", "rebuild everything"),
-    Option(
-        "prune_tags",
-        "prune-tags",
-        "bool",
-        "gc: also drop the names in out/oci/index.json that no plan of this run gives",
-    ),
-    Option("qemu", "qemu", "bool", "build images that need emulation (env ISTIO_DOCKER_QEMU)"),
-    Option(
-        "insecure_registry",
-        "insecure-registry",
-        "list",
-        "a registry spoken to over plain HTTP (env INSECURE_REGISTRIES; loopback always is)",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -135,56 +57,6 @@ class Options:
         return "none"
 
 
-def read_argv(argv: Sequence[str], task: str | Sequence[str]) -> dict[str, list[str]]:
-    """The values given to ``task``'s options on a doit command line.
-
-    ``doit [opts] [run] task --opt value --opt=value other_task ...``: options count from
-    the task's name up to the next word that is not an option or its value (words like
-    ``NAME=VALUE`` are doit's variables: doit takes them out, so they are skipped here).
-    """
-    tasks = {task} if isinstance(task, str) else set(task)
-    by_flag = {opt.flag: opt for opt in OPTIONS}
-    found: dict[str, list[str]] = {}
-    words = list(argv)
-    i = 0
-    active = False
-    while i < len(words):
-        word = words[i]
-        i += 1
-        if word in tasks:
-            active = True
-            continue
-        if not active:
-            continue
-        if not word.startswith("-") and "=" in word:
-            continue  # NAME=VALUE is a doit variable, taken out before tasks are read
-        if not word.startswith("--"):
-            active = word in tasks
-            continue
-        flag, has_value, value = word[2:].partition("=")
-        option = by_flag.get(flag)
-        if option is None:
-            continue
-        if option.kind == "bool":
-            found.setdefault(option.name, []).append("true")
-            continue
-        if not has_value:
-            if option.name == "build_arg" and i < len(words) and "=" in words[i]:
-                raise UserError(
-                    f"--build-arg {words[i]} would be read by doit as a variable of its own",
-                    "command line",
-                    f"write --build-arg={words[i]}",
-                )
-            if i >= len(words):
-                raise UserError(
-                    f"option --{flag} needs a value", "command line", f"write --{flag} VALUE"
-                )
-            value = words[i]
-            i += 1
-        found.setdefault(option.name, []).append(value)
-    return found
-
-
 def _split(values: Sequence[str], separators: str) -> tuple[str, ...]:
     """The non-empty parts of ``values`` split at any of ``separators``, first one kept."""
     out: list[str] = []
@@ -215,20 +87,6 @@ def _variants(given: Mapping[str, list[str]], env: Callable[[str], str | None]) 
     if not variants:
         raise UserError("no variant given", "options", "give --variants default,distroless")
     return tuple(variants)
-
-
-def cache_dir_from(argv: Sequence[str], environ: Mapping[str, str]) -> str:
-    """--cache-dir DIR (or =DIR) anywhere on the command line, else DOIT_OCI_CACHE, else "".
-
-    Read apart from the other options because doit's own state (its database) moves with
-    it, and that is decided before the tasks exist."""
-    words = list(argv)
-    for i, word in enumerate(words):
-        if word == "--cache-dir" and i + 1 < len(words):
-            return words[i + 1]
-        if word.startswith("--cache-dir="):
-            return word.partition("=")[2]
-    return environ.get("DOIT_OCI_CACHE") or ""
 
 
 def read_options(

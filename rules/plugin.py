@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import NamespaceTaskLoader, opt_cwd
-from doit.exceptions import InvalidDodoFile
 
+from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import task_params
-from doit_oci.rules.tasks import doit_config, image_tasks
+from doit_oci.rules.tasks import doit_config, image_tasks, stop
 
 
 def plans_of(config: dict[str, Any]) -> list[str]:
@@ -33,9 +33,12 @@ def plans_of(config: dict[str, Any]) -> list[str]:
     if isinstance(plans, str):
         plans = [plans]
     if not isinstance(plans, list) or not plans or not all(isinstance(p, str) for p in plans):
-        raise InvalidDodoFile(
-            "pyproject.toml: [tool.doit] plans must be a list of plan files (or plan one file);"
-            ' write plans = ["plans/images.yaml"]'
+        stop(
+            UserError(
+                "[tool.doit] plans must be a list of plan files (or plan one file)",
+                "pyproject.toml",
+                'write plans = ["plans/images.yaml"]',
+            )
         )
     return plans
 
@@ -49,7 +52,7 @@ class PlanLoader(NamespaceTaskLoader):
         workspace = opt_values.get("cwdPath")
         if workspace:
             if not Path(workspace).is_dir():
-                raise InvalidDodoFile(f"-d {workspace}: not a directory; give the workspace")
+                stop(UserError(f"-d {workspace}: not a directory", fix="give the workspace"))
             os.chdir(workspace)
         plans = plans_of(self.config)
         namespace: dict[str, Any] = {"DOIT_CONFIG": doit_config()}

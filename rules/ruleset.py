@@ -45,7 +45,7 @@ from doit_oci.rules.plan import Plan
 from doit_oci.rules.publish import Extra, PushTask, SaveTask
 from doit_oci.rules.steps import layout, save
 from doit_oci.rules.steps.run import Run
-from doit_oci.rules.tasks import DOIT, declaration_error, make_tasks, tasks_taking_options
+from doit_oci.rules.tasks import DOIT, make_tasks, stop, tasks_taking_options
 from doit_oci.rules.units import Build, Output
 
 GROUP = "oci_images"  # builds every image rule: DOIT_CONFIG = doit_config(default_task=GROUP)
@@ -97,11 +97,9 @@ def oci_image(name: str, **keywords: Any) -> RuleTasks:
     try:
         rule = api.image_rule(name, where, PROCESS.declared, **keywords)
     except TypeError as exc:
-        raise declaration_error(
-            UserError(f"oci_image: {exc}", where, "see the keywords in help(oci_image)")
-        ) from None
+        stop(UserError(f"oci_image: {exc}", where, "see the keywords in help(oci_image)"))
     except UserError as exc:
-        raise declaration_error(exc) from None
+        stop(exc)
     return _declare(rule)
 
 
@@ -112,7 +110,7 @@ def oci_index(name: str, images: Sequence[object], tags: Sequence[str] = ("lates
         listed = [_rule(image) for image in images] if isinstance(images, list | tuple) else images
         rule = api.index_rule(name, where, PROCESS.declared, listed, tags)  # type: ignore[arg-type]
     except UserError as exc:
-        raise declaration_error(exc) from None
+        stop(exc)
     return _declare(rule)
 
 
@@ -125,7 +123,7 @@ def oci_push(
     try:
         rule = api.push_rule(where, _rule(image), repositories, tags, name)
     except UserError as exc:
-        raise declaration_error(exc) from None
+        stop(exc)
     return _declare(rule)
 
 
@@ -136,7 +134,7 @@ def oci_save(image: object, path: str) -> RuleTasks:
     try:
         rule = api.save_rule(where, _rule(image), path)
     except UserError as exc:
-        raise declaration_error(exc) from None
+        stop(exc)
     return _declare(rule)
 
 

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from doit.dependency import FileChangedChecker
-from doit.exceptions import InvalidDodoFile, InvalidTask, TaskFailed
+from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
@@ -26,10 +26,11 @@ from doit_oci.rules import report
 from doit_oci.rules.build import load_build
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.errors import UserError, os_error
+from doit_oci.rules.flags import DEFAULT_PLAN, HelpWanted, cache_dir_from, help_text
 from doit_oci.rules.globals import PROCESS
 from doit_oci.rules.graph import Doit, TaskDict, Work
 from doit_oci.rules.names import OPTION_TASKS, TaskName
-from doit_oci.rules.options import DEFAULT_PLAN, Options, cache_dir_from, read_options
+from doit_oci.rules.options import Options, read_options
 from doit_oci.rules.publish import Extra, build_tasks
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Build, state_dir
@@ -194,10 +195,13 @@ def action(work: Work) -> Callable[[], TaskFailed | None]:
 DOIT = Doit(action=action, changed=config_changed)
 
 
-def declaration_error(exc: UserError) -> Exception:
-    """What a mistake in a Python rule raises while dodo.py is read: one line from doit."""
-    error: Exception = InvalidDodoFile(str(exc))
-    return error
+def stop(exc: UserError) -> NoReturn:
+    """A user's mistake found before any task runs (reading dodo.py, a plan, options):
+    one line of the same form as a task's, ``error: ...``, and exit 1, the same code as a
+    failed task, whichever way in found it. Nothing has been written yet."""
+    sys.stderr.write(f"error: {exc}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
 
 
 def tasks_taking_options(group: str, prefix: str, more: Sequence[str] = ()) -> tuple[str, ...]:
@@ -227,8 +231,11 @@ def make_tasks(
     stop_on_sigterm()
     try:
         made = build(options())
+    except HelpWanted as wanted:
+        sys.stdout.write(help_text(wanted.task))
+        raise SystemExit(0) from None
     except UserError as exc:
-        raise InvalidTask(str(exc)) from None
+        stop(exc)
     lock_workspace(made, sys.argv[1:])
     run = Run(made, os.environ if environ is None else environ)
     everyone = None
@@ -238,7 +245,7 @@ def make_tasks(
     try:
         tasks = list(build_tasks(DOIT, run, group, prefix, extra(run), everyone))
     except UserError as exc:
-        raise InvalidTask(str(exc)) from None
+        stop(exc)
     PROCESS.runs.append(Made(run, group, prefix))
     PROCESS.created_seconds += time.monotonic() - started
     return tasks

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from doit_oci.rules.options import OPTIONS
+from doit_oci.rules.flags import OPTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -162,3 +162,10 @@ def test_options_table_matches_the_code() -> None:
     unknown = sorted(set(documented) - code)
     assert not missing, f"options of the code missing from docs/options.md: {missing}"
     assert not unknown, f"listed in docs/options.md, not options of the code: {unknown}"
+    rows = {re.findall(r"`--([a-z][a-z0-9-]*)", row[0])[0]: row for row in options_table()}
+    for option in OPTIONS:
+        environment = rows[option.flag][1]
+        for name in option.env:
+            assert name in environment, f"--{option.flag}: {name} not in docs/options.md"
+        if not option.env:
+            assert not re.findall(r"[A-Z_]{3,}", environment), f"--{option.flag}: {environment}"

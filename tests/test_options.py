@@ -6,7 +6,8 @@ import pytest
 
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.options import DEFAULT_PLAN, OPTIONS, Options, read_argv, read_options
+from doit_oci.rules.flags import DEFAULT_PLAN, OPTIONS, HelpWanted, help_text, read_argv
+from doit_oci.rules.options import Options, read_options
 
 TASK = "build_images"
 AMD64 = Platform("linux", "amd64")
@@ -48,7 +49,6 @@ ARM64 = Platform("linux", "arm64")
         # the task's name as an option value is a value
         ([TASK, "--plan", TASK, "--tag", "t"], {"plan": [TASK], "tag": ["t"]}),
         # options we do not know are skipped, flag-like or with '='
-        ([TASK, "--nope", "--tag", "t", "--saved=x", "--hub", "h"], {"tag": ["t"], "hub": ["h"]}),
         # a flag takes no value
         ([TASK, "--push", "--tag", "t"], {"push": ["true"], "tag": ["t"]}),
         # NAME=VALUE words are doit variables: skipped, they do not end our options
@@ -483,3 +483,31 @@ def test_cache_repo() -> None:
     assert read_options([TASK], {"CACHE_REPO": "r.io/c"}).cache_repo == "r.io/c"
     with pytest.raises(UserError, match="invalid layer cache repository 'team/cache'"):
         read_options([TASK, "--cache-repo", "team/cache"], {})
+
+
+@pytest.mark.parametrize(
+    ("word", "message"),
+    [
+        ("--tags", "doit build_images: unknown option --tags (did you mean --tag?)"),
+        ("--saved=x", "doit build_images: unknown option --saved (did you mean --save?)"),
+        ("--nope", "doit build_images: unknown option --nope; see doit build_images --help"),
+    ],
+)
+def test_an_unknown_option_is_one_line_with_the_closest(word: str, message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        read_argv([TASK, "--tag", "t", word], TASK)
+    assert str(caught.value).startswith(message)
+
+
+def test_help_after_a_task_shows_its_options_from_the_one_table() -> None:
+    with pytest.raises(HelpWanted) as caught:
+        read_argv(["list", "status", "--tag", "t", "--help"], ("build_images", "status"))
+    assert caught.value.task == "status"
+    text = help_text("status")
+    for option in OPTIONS:
+        assert f"--{option.flag}" in text
+        for name in option.env:
+            assert name in option.help
+        assert option.default in option.help
+    assert "--plan=VALUE" in text and "(env PLAN; default plans/images.yaml)" in text
+    assert "--push " in text and "--push=VALUE" not in text

@@ -252,10 +252,10 @@ def test_a_bad_input_is_one_line(built: Path, way: Way) -> None:
     before = sorted(p.relative_to(built) for p in (built / "out").rglob("*"))
     (built / "docker/app.Dockerfile").write_text(APP.replace("FROM base", "FROM bsae"))
     run = doit(built, way.group)
-    assert run.code != 0 and "Traceback" not in run.text
-    errors = [line for line in run.text.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1, run.text
-    assert "app.Dockerfile:1" in errors[0] and "'base'" in errors[0]
+    assert run.code == 1 and "Traceback" not in run.text and run.out == ""
+    (error,) = run.err.splitlines()
+    assert error.startswith("error: docker/app.Dockerfile:1: no plan image 'bsae'"), error
+    assert "(did you mean 'base'?)" in error
     assert sorted(p.relative_to(built) for p in (built / "out").rglob("*")) == before
 
 
@@ -269,3 +269,15 @@ def installed() -> None:
     )
     if probe.returncode != 0:
         pytest.fail("doit-oci is not installed (pip install -e .): .ci/run installs it")
+
+
+def test_help_and_a_misspelt_option(built: Path, way: Way) -> None:
+    helped = doit(built, way.group, "--help")
+    assert helped.code == 0 and "--architectures=VALUE" in helped.out
+    assert "(env DOCKER_ARCHITECTURES; default linux/amd64)" in helped.out
+    wrong = doit(built, way.group, "--tags", "1.0")
+    assert wrong.code == 1 and "Traceback" not in wrong.text and wrong.out == ""
+    assert wrong.err == (
+        f"error: doit {way.group}: unknown option --tags (did you mean --tag?);"
+        f" see doit {way.group} --help for its options\n"
+    )
