@@ -53,6 +53,7 @@ E2E_MODULES = {
     "test_state.py",
     "test_three_ways.py",
     "test_ways.py",
+    "test_rules.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example"}
 
