@@ -82,6 +82,14 @@ def holds(layout: Layout, digest: str) -> bool:
     return oci.is_digest(digest) and layout.has_blob(digest)
 
 
+def remove_leftovers(layout: Layout) -> int:
+    """Remove what killed runs left in the temp folder (never what a live writer holds);
+    how many were removed."""
+    if not layout.tmp_dir.is_dir():
+        return 0
+    return sum(remove_unless_locked(path) for path in sorted(layout.tmp_dir.iterdir()))
+
+
 def blob_files(root: Path) -> list[Path]:
     """The blob files of the layout at ``root``, sorted."""
     folder = root / "blobs" / "sha256"
@@ -297,7 +305,7 @@ class Layout:
         """Remove every blob that neither ``index.json`` nor ``roots`` reach, and what killed
         runs left in the temp folder (never a file a live writer holds). ``index.json`` is
         not changed: ``drop_refs`` forgets names. Under the lock of ``index.json``."""
-        removed = size = kept = leftovers = 0
+        removed = size = kept = 0
         with self._locked():
             keep = self.reachable(roots)
             for path in blob_files(self.root):
@@ -307,9 +315,7 @@ class Layout:
                 size += path.stat().st_size
                 path.unlink()
                 removed += 1
-        if self.tmp_dir.is_dir():
-            leftovers = sum(remove_unless_locked(p) for p in sorted(self.tmp_dir.iterdir()))
-        return GcResult(removed, size, kept, leftovers)
+        return GcResult(removed, size, kept, remove_leftovers(self))
 
     def verify(
         self, roots: Iterable[str] = (), elsewhere: Container[str] = frozenset()

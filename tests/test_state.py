@@ -127,10 +127,24 @@ def test_a_run_stopped_with_sigterm_keeps_what_it_finished(tmp_path: Path) -> No
     assert "Traceback" not in err
     assert "stopped by SIGTERM" in err
     assert "image:fast" in out
+    leftover = workspace / "out/tmp/blob-killed"  # what a killed writer leaves, unlocked
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"half a layer")
     again = doit(workspace, "build_images")
     assert again.code == 0, again.text
+    assert not leftover.exists()  # the next build that got to its layout removed it
     assert not [task for task in again.executed if task.endswith("fast") or ":fast." in task]
     assert {"image:slow", "layout"} <= set(again.executed)
+
+
+def test_the_summary_says_which_image_failed(tmp_path: Path) -> None:
+    workspace = small_workspace(tmp_path / "ws")
+    assert doit(workspace, "build_images").code == 0
+    (workspace / "app.Dockerfile").write_text("FROM base\nCOPY missing.txt /srv/\n")
+    run = doit(workspace, "build_images")
+    assert run.code == 1 and "Traceback" not in run.text
+    (row,) = [line for line in run.err.splitlines() if line.startswith("app ")]
+    assert "failed (translate:app)" in row and "sha256:" not in row
 
 
 def small_workspace(root: Path) -> Path:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from doit_oci.registry import oci
+from doit_oci.registry.layout import remove_leftovers
 from doit_oci.rules.steps.records import ImageRecord, IndexRecord, LayoutRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output, Unit
@@ -45,6 +46,8 @@ def write_layout(run: Run) -> None:
     named = named_descriptors(run)
     run.layout.set_refs(named)
     LayoutRecord(tuple((name, d.digest) for name, d in named.items())).write(record_path(run))
+    # a build that got this far removes what killed runs left (not what a live one holds)
+    remove_leftovers(run.layout)
 
 
 def uptodate(run: Run) -> bool:
