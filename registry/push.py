@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from doit_oci.registry import oci
 from doit_oci.registry.layout import Layout
 from doit_oci.registry.reference import split_repository
+from doit_oci.registry.sizes import size
 
 if TYPE_CHECKING:  # the client (and httpx) is imported only when something is pushed
     from doit_oci.registry.client import RegistryClient
@@ -57,7 +58,7 @@ class Origin:
 
 @dataclass
 class PushReport:
-    reference: str
+    reference: str  # the first one pushed
     digest: str = ""
     size: int = 0  # bytes of every blob and manifest of the image
     uploaded: int = 0
@@ -67,22 +68,15 @@ class PushReport:
     manifests_put: int = 0
     tags_put: int = 0
     seconds: float = 0.0
+    also: tuple[str, ...] = ()  # the other tags pushed with it
 
     def line(self) -> str:
+        tags = "".join(f", :{tag}" for tag in self.also)
         return (
-            f"pushed {self.reference}@{self.digest} ({_size(self.size)}): "
-            f"{self.uploaded} blobs uploaded ({_size(self.bytes_uploaded)}), {self.mounted} "
+            f"pushed {self.reference}@{self.digest}{tags} ({size(self.size)}): "
+            f"{self.uploaded} blobs uploaded ({size(self.bytes_uploaded)}), {self.mounted} "
             f"mounted, {self.present} already there; {self.seconds:.1f}s"
         )
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{count} B"
 
 
 @dataclass
@@ -237,7 +231,9 @@ class Pusher:
         started = time.monotonic()
         image = collect(self.layout, top)
         report = PushReport(
-            destination.references()[0] if destination.tags else destination.name, digest=top.digest
+            destination.references()[0] if destination.tags else destination.name,
+            digest=top.digest,
+            also=destination.tags[1:],
         )
         report.size = sum(b.size for b in image.blobs) + sum(len(d) for _, d in image.manifests)
         client = self.client_for(destination.registry)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from doit_oci.rules.flags import OPTIONS
 from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.plan import platform_variables
+from doit_oci.rules.progress import say
 from doit_oci.rules.steps import copy, image, layer, layout, parse
 from doit_oci.rules.steps.base import RegistryBase, base_of
 from doit_oci.rules.steps.run import Run
@@ -98,7 +98,7 @@ def run_make(
             f"make failed with exit code {code} for {platform} (goals: {' '.join(goals)})",
             fix="see make's output above",
         )
-    print(f"make for {platform}: {time.monotonic() - started:.1f}s", file=sys.stderr)
+    say(f"make for {platform}: {time.monotonic() - started:.1f}s")
 
 
 def make_task(

@@ -73,9 +73,12 @@ def tar_header(entry: Entry, epoch: int) -> bytes:
 class _Sink:
     """tar bytes -> diff_id hash -> compression stream -> blob writer."""
 
-    def __init__(self, blob: BlobWriter, stream: Stream | None) -> None:
+    def __init__(
+        self, blob: BlobWriter, stream: Stream | None, progress: Callable[[int], None]
+    ) -> None:
         self.blob = blob
         self.stream = stream
+        self.progress = progress  # bytes of file content written so far
         self.diff = hashlib.sha256() if stream is not None else None
 
     def write(self, data: bytes | memoryview) -> None:
@@ -128,6 +131,7 @@ def _copy_file(sink: _Sink, entry: Entry, workspace: Path, buffer: bytearray, kn
             if content is not None:
                 content.update(chunk)
             sink.write(chunk)  # an error writing (a full disk) is the output's, not the file's
+            sink.progress(count)
         after = os.fstat(handle.fileno())
     if content is None:
         changed = stat_key(after) != stat_key(before)
@@ -159,6 +163,7 @@ def write_layer(
     compression: str,
     epoch: int,
     known: Known = _unknown,
+    progress: Callable[[int], None] = lambda count: None,
 ) -> LayerBlob:
     """Stream ``entries`` as a tar layer into ``layout``; nothing is left behind on error.
 
@@ -166,12 +171,13 @@ def write_layer(
     they come in, so that the same entries always give the same bytes. A file's content
     is hashed again to check it is still the one its entry names, unless ``known`` gives
     that digest for the file's stat (which is then checked again after reading it).
+    ``progress`` is told of every chunk of file content written.
     """
     check(compression)
     buffer = bytearray(CHUNK)
     with layout.writer() as blob:
         stream = compressing(compression, blob)
-        sink = _Sink(blob, stream)
+        sink = _Sink(blob, stream, progress)
         try:
             for entry in sorted(entries, key=lambda e: e.sort_key):
                 sink.write(tar_header(entry, epoch))

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 
+from doit_oci.registry.sizes import size
 from doit_oci.rules.names import STEPS, TaskName
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.push import record_path
 from doit_oci.rules.steps.records import LayerRecord, PushRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
-
-
-def size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count} B"
 
 
 def _row(

@@ -31,6 +31,7 @@ from doit_oci.rules.globals import PROCESS
 from doit_oci.rules.graph import Doit, TaskDict, Work
 from doit_oci.rules.names import OPTION_TASKS, TaskName
 from doit_oci.rules.options import Options, read_options
+from doit_oci.rules.progress import say
 from doit_oci.rules.publish import Extra, build_tasks
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Build, state_dir
@@ -120,7 +121,7 @@ class Reporter(ConsoleReporter):
         message = fail.message if isinstance(fail, TaskFailed) else ""
         if message.startswith(_FAILED_MARK):
             self.failures.append({"task": task, "exception": fail, "ours": True})
-            sys.stderr.write(f"error: {message[len(_FAILED_MARK) :]}\n")
+            say(f"error: {message[len(_FAILED_MARK) :]}")
             return
         super().add_failure(task, fail)
 

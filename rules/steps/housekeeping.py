@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from doit_oci.registry.sizes import size
 from doit_oci.rules.steps.layout import named_descriptors
 from doit_oci.rules.steps.push import origins
 from doit_oci.rules.steps.records import (
@@ -73,7 +74,7 @@ def gc(runs: Sequence[Run]) -> list[str]:
         )
         lines += [f"gc: dropped the name {name}" for name in dropped]
     result = run.layout.gc(roots(run))
-    removed = f"{result.removed} blobs ({_size(result.removed_bytes)})"
+    removed = f"{result.removed} blobs ({size(result.removed_bytes)})"
     if result.leftovers:
         removed += f" and {result.leftovers} leftovers of killed runs"
     return [*lines, f"gc: removed {removed}, kept {result.kept}"]
@@ -89,7 +90,3 @@ def verify(runs: Sequence[Run]) -> tuple[list[str], int]:
     if not damage:
         lines.append(f"verify: every blob of {run.layout.root} matches its digest")
     return lines, len(damage)
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count} B"

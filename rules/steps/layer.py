@@ -9,10 +9,13 @@ cache repository for a run that pushes (then it is mounted, never downloaded).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.push import Progress
 from doit_oci.rules.layer import LayerBlob, write_layer
+from doit_oci.rules.progress import BIG_LAYER, progress_display
 from doit_oci.rules.steps.records import (
     CacheCheck,
     LayerInputs,
@@ -21,6 +24,7 @@ from doit_oci.rules.steps.records import (
     made_from,
 )
 from doit_oci.rules.steps.run import Run, warn
+from doit_oci.rules.tree import FILE
 from doit_oci.rules.units import Unit
 
 
@@ -36,6 +40,9 @@ def layer(run: Run, unit: Unit, index: int) -> None:
     if cached is not None:
         LayerRecord(cached, made, options.cache_repo).write(unit.layer(index))
         return
+    doing = f"layer {unit.key}.{index}:"
+    progress = Progress(progress_display(sys.stderr, doing=doing, least=BIG_LAYER))
+    progress.expect(sum(entry.size for entry in entries if entry.kind == FILE))
     blob = write_layer(
         entries,
         run.workspace,
@@ -43,7 +50,9 @@ def layer(run: Run, unit: Unit, index: int) -> None:
         options.layer_compression,
         options.epoch,
         run.digests.known,
+        progress.advance,
     )
+    progress.finish()
     LayerRecord(blob, made).write(unit.layer(index))
     to_cache(run, unit, index, blob)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from doit_oci.registry import oci
 from doit_oci.registry.push import Destination, Origin, Progress, Pusher, destinations
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.progress import progress_display
+from doit_oci.rules.progress import progress_display, say
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord
@@ -60,7 +60,7 @@ def upload(run: Run, descriptor: oci.Descriptor, where: Sequence[Destination]) -
     for destination in where:
         report = pusher.push(descriptor, destination)
         progress.finish()
-        print(report.line(), file=sys.stderr)
+        say(report.line())
         uploaded += report.bytes_uploaded
     return uploaded
 

@@ -8,7 +8,6 @@ the digest cache and the clients notice the fork and open their own connections.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from doit_oci.registry.layout import Layout
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.options import Options
+from doit_oci.rules.progress import say
 from doit_oci.rules.units import Build, Output, Unit
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # httpx and the client are imported only when a registry is u
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    say(f"warning: {message}")
 
 
 @dataclass(frozen=True, eq=False)
