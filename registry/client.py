@@ -93,7 +93,15 @@ class RegistryClient:
     def check_access(self) -> None:
         """``GET /v2/`` with the credentials it asks for: the registry can be reached and
         accepts them (what a repository allows shows only when pushing to it)."""
-        self.session.request("GET", "/v2/", "", "log in", ok=(200,))
+        response = self.session.request("GET", "/v2/", "", "log in", ok=(200,), allow=(404,))
+        if response.status_code == 404:
+            raise RegistryError(
+                self.registry,
+                "",
+                "log in",
+                f"{self.base_url} is not an OCI registry (GET /v2/ answered 404)",
+                fix="check the hub: it must name a registry (host[:port], then a path)",
+            )
 
     def blob_exists(self, repository: str, digest: str) -> bool:
         response = self.session.request(

@@ -84,6 +84,7 @@ def resolve(
                 repository,
                 f"resolve {reference}",
                 f"no manifest for {platform} (it has: {offered})",
+                fix=f"build for the platforms it has, or build on an image that has {platform}",
             )
         manifest_data, manifest_type, manifest_digest = client.get_manifest(
             repository, chosen[0].digest
@@ -94,6 +95,7 @@ def resolve(
             repository,
             f"resolve {reference}",
             f"unsupported manifest type {manifest_type or 'unknown'}",
+            fix="build on an OCI or Docker v2 image",
         )
     manifest = oci.Manifest.from_json(
         oci.parse_json_document(manifest_data, f"manifest of {reference}")
@@ -110,7 +112,9 @@ def resolve(
             client.registry,
             repository,
             f"resolve {reference}",
-            f"it is an image for {built_for}, not {platform}",
+            f"it is an image for {built_for} only, not {platform}",
+            fix=f"build {built_for} only on it, or build on a multi-platform image that has"
+            f" {platform}",
         )
     return ResolvedBase(
         reference=str(reference),

@@ -303,3 +303,25 @@ def test_the_environments_proxies_are_mounted_with_retries(monkeypatch: pytest.M
     assert [mounts[key] is None for key in mounts] == [False, True, True, True, True, True]
     monkeypatch.setenv("NO_PROXY", "*")
     assert proxy_mounts(make) == {}
+
+
+def test_a_web_server_that_is_no_registry_is_named_so(tmp_path: Path) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with RegistryClient(host, policy=RetryPolicy(deadline=5)) as client:
+            with pytest.raises(RegistryError) as caught:
+                client.check_access()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(caught.value) == (
+        f"{host}: log in failed: http://{host} is not an OCI registry (GET /v2/ answered 404);"
+        " check the hub: it must name a registry (host[:port], then a path)"
+    )

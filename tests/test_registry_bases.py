@@ -176,7 +176,12 @@ def test_a_registry_base_for_another_platform_is_refused_clearly(
     workspace = app_workspace(tmp_path, f"{registry.host}/library/base:1.0")
     run = doit(workspace, "build_images", env={"DOCKER_ARCHITECTURES": "linux/arm64"})
     assert run.code != 0 and "Traceback" not in run.text
-    assert "error:" in run.err and "linux/amd64" in run.err
+    (error,) = [line for line in run.err.splitlines() if line.startswith("error:")]
+    assert "it is an image for linux/amd64 only, not linux/arm64" in error
+    assert error.endswith(
+        "build linux/amd64 only on it, or build on a multi-platform image that has linux/arm64"
+    )
+    assert "the push can be run again" not in error  # nothing was pushed
 
 
 def test_chunked_upload_recovers_from_a_416_with_a_real_registry(tmp_path: Path) -> None:
