@@ -315,9 +315,11 @@ def test_a_web_server_that_is_no_registry_is_named_so(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host = f"127.0.0.1:{server.server_address[1]}"
     try:
-        with RegistryClient(host, policy=RetryPolicy(deadline=5)) as client:
-            with pytest.raises(RegistryError) as caught:
-                client.check_access()
+        with (
+            RegistryClient(host, policy=RetryPolicy(deadline=5)) as client,
+            pytest.raises(RegistryError) as caught,
+        ):
+            client.check_access()
     finally:
         server.shutdown()
         server.server_close()
