@@ -243,3 +243,24 @@ def test_clean_and_forget(example: Path) -> None:
     again = doit(example, "build_images")
     assert {"translate:whoami", "layer:whoami.0"} <= set(again.executed)
     assert index_of(example) == digests
+
+
+def test_gc_of_another_plan_or_tag_keeps_every_name(example: Path) -> None:
+    assert doit(example, "build_images").code == 0
+    assert doit(example, "build_images", "--tag", "dev").code == 0
+    (example / "plans/t2.yaml").write_text(
+        "images:\n- name: only\n  dockerfile: example/hello/Dockerfile\n"
+        "  targets: ['${TARGET_OUT_LINUX}/hello']\n"
+    )
+    names = index_of(example)
+    blobs = sorted((example / "out/oci/blobs/sha256").iterdir())
+    for args, env in (
+        (("gc",), {"PLAN": "plans/t2.yaml"}),
+        (("gc", "--tag", "1.0"), {}),
+        (("gc", "--plan", "plans/t2.yaml", "--tag", "9"), {}),
+    ):
+        run = doit(example, *args, env=env)
+        assert run.code == 0, run.text
+        assert "gc: removed 0 blobs" in run.out
+        assert index_of(example) == names  # api:1.0 and api:dev both still there
+        assert sorted((example / "out/oci/blobs/sha256").iterdir()) == blobs
