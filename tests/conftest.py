@@ -54,6 +54,7 @@ E2E_MODULES = {
     "test_three_ways.py",
     "test_ways.py",
     "test_rules.py",
+    "test_package.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example"}
 
