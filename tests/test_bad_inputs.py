@@ -299,6 +299,7 @@ def assert_clear_failure(run: Run, workspace: Path, case: Case) -> str:
     assert run.code != 0, run.text
     assert "Traceback" not in run.text, run.text
     lines = [line for line in run.err.splitlines() if line.startswith(("ERROR:", "error:"))]
+    assert not [line for line in run.err.splitlines() if line.startswith("ERROR:")], run.err
     assert len(lines) == 1, run.err
     line = lines[0]
     assert case.where in line and case.what in line, line

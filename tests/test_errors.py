@@ -19,6 +19,7 @@ def assert_one_line_error(run: Run, *fragments: str) -> str:
     assert run.code != 0, run.text
     assert "Traceback" not in run.text
     lines = [line for line in run.err.splitlines() if line.startswith(("ERROR:", "error:"))]
+    assert not [line for line in run.err.splitlines() if line.startswith("ERROR:")], run.err
     assert len(lines) == 1, run.err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]

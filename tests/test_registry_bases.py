@@ -79,8 +79,11 @@ def test_a_registry_base_for_the_layout_is_fetched_once(
     subprocess.run(command, capture_output=True, check=True)
     assert (bundle / "rootfs/tmp/note.txt").read_text() == "a note\n"
     assert oct((bundle / "rootfs/tmp").stat().st_mode & 0o7777) == "0o1777"  # base's /tmp kept
-    inputs = (workspace / "out/build/linux_amd64/app/layer-0.inputs.json").read_text()
-    assert '"path": "tmp"' not in inputs  # the base's directory is not declared again
+    inputs = json.loads((workspace / "out/build/linux_amd64/app/layer-0.inputs.json").read_text())
+    # the layer declares the directory above what it holds as the base has it (as Docker
+    # does): the base's tree is read from its layers' headers
+    (tmp,) = [e for e in inputs["entries"] if e["path"] == "tmp"]
+    assert (tmp["kind"], tmp["mode"]) == ("dir", 0o1777)
     gets = [e for e in registry.access_log() if e.method == "GET" and "/blobs/" in e.path]
     assert len(gets) == len(base_layers(example, base_digest)) + 1  # layers and config, once
     # nothing changed: one HEAD to see that the tag did not move, and no task
@@ -107,7 +110,8 @@ def test_a_moved_base_tag_gives_a_new_image_on_the_same_layers(
     run = doit(workspace, "build_images")
     assert run.code == 0, run.text
     assert run.executed[0].startswith("base:")
-    assert not [t for t in run.executed if t.startswith(("layer:", "translate:"))]
+    # the base's tree moved (translate looks at it again), the app's layer did not
+    assert not [t for t in run.executed if t.startswith("layer:")]
     assert index_of(workspace)["app:latest"] != before
 
 
@@ -134,7 +138,11 @@ def test_pushing_on_a_base_of_the_same_registry_mounts_and_never_downloads(
     registry.wait_for("PUT", "/v2/apps/app/manifests/latest")
     log = registry.access_log()[before:]
     layers = base_layers(example, base_digest)
-    assert not [e for e in log if e.method == "GET" and any(d in e.path for d in layers)]
+    # each base layer is read once, streamed, for the base's tree (kept in out/cache/trees
+    # by manifest digest), never stored, never uploaded: mounted
+    gets = [e.path for e in log if e.method == "GET" and any(d in e.path for d in layers)]
+    assert sorted(gets) == sorted(f"/v2/library/base/blobs/{d}" for d in layers)
+    assert not list((workspace / "out/oci/blobs/sha256").glob(layers[0][7:]))
     mounted = [e for e in log if "mount=" in e.query and e.status == 201]
     assert len(mounted) == len(layers)
     assert all("from=library%2Fbase" in e.query for e in mounted)
@@ -224,7 +232,7 @@ def test_a_moved_base_tag_pushes_a_new_config_and_manifest_only(
     before = len(registry.access_log())
     run = doit(workspace, "build_images", "--push", "--hub", f"{registry.host}/apps")
     assert run.code == 0, run.text
-    assert not [t for t in run.executed if t.startswith(("layer:", "translate:"))]
+    assert not [t for t in run.executed if t.startswith("layer:")]
     registry.wait_for("PUT", "/v2/apps/app/manifests/latest")
     log = registry.access_log()[before:]
     finished = [e.query for e in log if e.method == "PUT" and "digest=" in e.query]
@@ -233,3 +241,36 @@ def test_a_moved_base_tag_pushes_a_new_config_and_manifest_only(
     assert [e.path for e in log if e.method == "PUT" and "/manifests/" in e.path][-1] == (
         "/v2/apps/app/manifests/latest"
     )
+
+
+def test_workdir_and_chown_on_a_registry_base_as_buildkit(
+    example: Path, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    publish_base(example, registry)
+    workspace = app_workspace(tmp_path, f"{registry.host}/library/base:1.0")
+    (workspace / "Dockerfile").write_text(
+        f"FROM {registry.host}/library/base:1.0\n"
+        "COPY --chown=istio-proxy note.txt /srv/note.txt\n"  # a name of the base's passwd
+        "USER 1337:1337\nWORKDIR /data/work\n"  # made at the end, owned by that USER
+    )
+    run = doit(workspace, "build_images")
+    assert run.code == 0, run.text
+    bundle = tmp_path / "bundle"
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{workspace}/out/oci:app:latest", str(bundle)],
+        capture_output=True,
+        check=True,
+    )
+    rootfs = bundle / "rootfs"
+    note = (rootfs / "srv/note.txt").stat()
+    assert (note.st_uid, note.st_gid) == (1337, 1337)  # istio-proxy in the base's passwd
+    work = (rootfs / "data/work").stat()
+    assert (work.st_uid, work.st_gid, oct(work.st_mode & 0o7777)) == (1337, 1337, "0o755")
+    assert oct((rootfs / "tmp").stat().st_mode & 0o7777) == "0o1777"  # the base's, untouched
+    # the tree was read once for this base digest: a second image on it reads no layer
+    before = len(registry.access_log())
+    (workspace / "Dockerfile").write_text(
+        f"FROM {registry.host}/library/base:1.0\nWORKDIR /other\n"
+    )
+    assert doit(workspace, "build_images").code == 0
+    assert not [e for e in registry.access_log()[before:] if "/blobs/" in e.path]

@@ -86,7 +86,10 @@ SAVED = {
     "whoami.tar.gz": "sha256:9d9b1f24abb3294df85e40243928e712c642e5fa4fb8e30f09baa9ada6652c50",
 }
 REGISTRY_BASE = {
-    "onbase:latest": "sha256:5ab455627b71a7224e243225c4e5f8283c4a551a0eedb757cf0c799acc25086c"
+    # moved on purpose (issue 13, item 11): the base's tree is read from its layers, so the
+    # layer declares the directories above what it holds and WORKDIR makes /srv, as BuildKit
+    # does (was sha256:5ab455627b71a7224e243225c4e5f8283c4a551a0eedb757cf0c799acc25086c)
+    "onbase:latest": "sha256:dbeb69125d5063e45745c9f11f244b8513a8f3b354d616efe02aeb6a66f071e1"
 }
 THREE_WAYS = {
     "index app-amd64:latest": "sha256:6417415a76feeb8e456f778681c29c5ad55b638d3db48d4a8fc314859f3cc1bf",

@@ -366,7 +366,7 @@ def test_protected_hubs_are_pushed_to_only_from_ci(example: Path) -> None:
     run = doit(example, "build_images", "--push", "--hub", "127.0.0.1:1/official")
     assert run.code != 0 and "Traceback" not in run.text
     assert run.err.strip() == (
-        "ERROR: plans/images.yaml: pushing to 127.0.0.1:1/official is only done from CI; push to"
+        "error: plans/images.yaml: pushing to 127.0.0.1:1/official is only done from CI; push to"
         " another hub, or set CI=true if this really is CI (protectedHubs in the plan)"
     )
     assert not (example / "out").exists()

@@ -11,19 +11,26 @@ when the output is the OCI layout (which holds whole images) rather than a push.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from doit_oci.registry import oci, pull, reference
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
 from doit_oci.registry.pull import ResolvedBase
 from doit_oci.registry.push import Origin
-from doit_oci.rules.steps.records import BaseRecord, ImageRecord, TreeRecord
+from doit_oci.rules.basetree import read_tree
+from doit_oci.rules.steps.records import BaseRecord, ImageRecord, RecordError, TreeRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.tree import Tree
 from doit_oci.rules.units import PlanImage, RegistryImage, Scratch, Unit
+
+if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
+    from doit_oci.registry.client import RegistryClient
+
+CHUNK = 1 << 20
 
 
 class Base(Protocol):
@@ -166,9 +173,35 @@ class RegistryBase:
         resolved = self.resolved()
         return _documents(self.run.layout, resolved.manifest.digest, resolved.config.digest)
 
+    @property
+    def tree_folder(self) -> Path:
+        """Where the tree of the resolved manifest is kept (once per manifest digest, for
+        every image and plan on it)."""
+        digest = self.resolved().manifest.digest
+        return self.run.build.state / "cache" / "trees" / digest.partition(":")[2]
+
     def tree(self) -> Tree:
-        # its layers are never read: what it holds is unknown
-        return Tree(complete=False)
+        """What it holds, from its layers' tar headers: read once per manifest digest."""
+        record = self.tree_folder / "tree.json"
+        try:
+            return TreeRecord.read(record).tree()
+        except (OSError, RecordError):
+            pass
+        where = self.image.reference
+        entries = read_tree(self._layers(), where, self.tree_folder / "files")
+        found = TreeRecord(tuple(entries), True)
+        found.write(record)
+        return found.tree()
+
+    def _layers(self) -> Iterator[tuple[oci.Descriptor, Iterable[bytes]]]:
+        layout = self.run.layout
+        ref = self.reference
+        for layer in self.resolved().layers:
+            if layout.has_blob(layer.digest):
+                yield layer, _file_chunks(layout.blob_path(layer.digest))
+            else:
+                client = self.run.clients.get(ref.registry)
+                yield layer, _blob_chunks(client, ref.path, layer.digest)
 
     def roots(self) -> list[str]:
         try:
@@ -197,6 +230,7 @@ class RegistryBase:
                 if not layout.has_blob(layer.digest):
                     pull.fetch_blob(client, ref.path, layer, layout)
         BaseRecord(resolved).write(self.record)
+        self.tree()  # read its layers' headers now, in this worker, once per digest
 
     def uptodate(self) -> bool:
         """Resolved before, blobs at hand, and (for a tag) the tag still points there: a
@@ -210,6 +244,8 @@ class RegistryBase:
             needed.extend(resolved.layers)
         if not all(self.run.layout.has_blob(d.digest) for d in needed):
             return False
+        if not (self.tree_folder / "tree.json").is_file():
+            return False
         ref = self.reference
         if ref.digest:
             return True
@@ -218,6 +254,17 @@ class RegistryBase:
         except RegistryError:
             return False
         return head is not None and head.digest == resolved.top
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def _blob_chunks(client: RegistryClient, repository: str, digest: str) -> Iterator[bytes]:
+    with client.get_blob(repository, digest) as response:
+        yield from response.iter_bytes(CHUNK)
 
 
 AnyBase = ScratchBase | PlanBase | RegistryBase
