@@ -108,3 +108,26 @@ def test_an_unreachable_cache_only_warns(example: Path) -> None:
     assert run.code == 0, run.text
     assert "warning: layer cache 127.0.0.1:1/cache" in run.err
     assert table_rows(run.err)["hello"][1] == "2/0/0"
+
+
+def test_an_unreachable_cache_is_checked_once_and_the_build_goes_on(tmp_path: Path) -> None:
+    import time
+
+    workspace = copy_example(tmp_path / "ws")
+    started = time.monotonic()
+    run = doit(
+        workspace,
+        "build_images",
+        "--cache-repo",
+        "127.0.0.1:1/team/cache",  # nothing listens there
+        env={"REGISTRY_DEADLINE": "60"},
+    )
+    spent = time.monotonic() - started
+    assert run.code == 0, run.text
+    warnings = [line for line in run.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, run.err
+    assert warnings[0].startswith(
+        "warning: layer cache 127.0.0.1:1/team/cache unreachable: building without it"
+    )
+    assert "cache-repo" in run.executed and spent < 30  # not a deadline per layer
+    assert {"hello:latest", "whoami:latest", "showconfig:latest"} <= set(index_of(workspace))
