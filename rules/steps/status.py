@@ -4,29 +4,36 @@ each step would read now against what it read when it ran); nothing is built.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from doit_oci.rules.steps import copy, image, layer, parse
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor
-from doit_oci.rules.steps.records import ImageRecord, LayerRecord, made_from, same
+from doit_oci.rules.steps.records import (
+    ImageRecord,
+    LayerInputs,
+    LayerRecord,
+    RecordError,
+    made_from,
+    same,
+)
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Unit
 
 
-def changed_paths(path: Path, record: bytes) -> list[str]:
-    """The image paths whose entry differs between the record on disk and ``record``."""
+def changed_paths(path: Path, now: LayerInputs) -> list[str]:
+    """The sources (or image paths) whose entry differs between the record on disk and
+    what the layer would hold ``now``."""
     try:
-        old = {e["path"]: e for e in json.loads(path.read_bytes())["entries"]}
-    except (OSError, ValueError, KeyError):
+        old = {entry.path: entry for entry in LayerInputs.read(path).entries}
+    except (OSError, RecordError):
         return ["(no record yet)"]
-    new = {e["path"]: e for e in json.loads(record)["entries"]}
+    new = {entry.path: entry for entry in now.entries}
     changed = []
     for name in sorted(old.keys() | new.keys()):
         if old.get(name) != new.get(name):
             entry = new.get(name) or old[name]
-            what = entry.get("source") or "/" + name
+            what = entry.source or "/" + name
             verb = "" if name in old and name in new else (" (new)" if name in new else " (gone)")
             changed.append(f"{what}{verb}")
     return changed
@@ -54,7 +61,7 @@ def unit_reasons(run: Run, unit: Unit) -> list[str]:
     except Exception as exc:
         return [*reasons, f"cannot find the files to copy: {exc}"]
     for index, inputs in enumerate(layers):
-        changed = changed_paths(unit.inputs(index), inputs.to_bytes())
+        changed = changed_paths(unit.inputs(index), inputs)
         if changed:
             reasons.append(f"layer {index}: {', '.join(changed)} changed")
             continue
