@@ -237,13 +237,19 @@ def no_answer(
         )
     if isinstance(exc, GaveUp):
         last = exc.last
+        origin = _origin(exc.request.url)
+        fix = unreachable(registry)
+        if origin != base_url:  # the token server the registry names, not the registry
+            fix = (
+                f"check that {origin}, the token server {registry} names, runs and is"
+                " reachable from here (REGISTRY_DEADLINE sets how long to retry)"
+            )
         return RegistryError(
             registry,
             repository,
             operation,
-            f"cannot reach {_origin(exc.request.url)} ({type(last).__name__}: {last})"
-            f" after {exc.tries} tries",
-            fix=unreachable(registry),
+            f"cannot reach {origin} ({type(last).__name__}: {last}) after {exc.tries} tries",
+            fix=fix,
         )
     if refused_certificate(exc):
         return RegistryError(

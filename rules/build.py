@@ -19,6 +19,7 @@ from doit_oci.rules.dockerfile.model import Dockerfile
 from doit_oci.rules.dockerfile.read import read_dockerfile
 from doit_oci.rules.dockerfile.stages import automatic_args, root_platform, select_chain
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.inputs import DOCKERFILE_LIMIT, read_text
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import ImagePlan, Plan, load_plan
 from doit_oci.rules.units import (
@@ -125,11 +126,12 @@ def load_build(
     def dockerfile(image: ImagePlan, plan: Plan) -> Dockerfile:
         path = image.dockerfile
         if path not in dockerfiles:
+            shown = _display(path, workspace)
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                text = read_text(path, "Dockerfile", shown, DOCKERFILE_LIMIT)
+            except FileNotFoundError:
                 raise UserError(
-                    f"cannot read the Dockerfile: {exc}", image.where, "check the file"
+                    f"the Dockerfile {shown} does not exist", image.where, "check the file"
                 ) from None
             dockerfiles[path] = read_dockerfile(
                 text,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from doit_oci.rules.golang import (
@@ -42,6 +43,7 @@ from doit_oci.rules.golang import (
     regexp_escape,
     trim_space,
 )
+from doit_oci.rules.inputs import IGNORE_LIMIT, read_bytes
 
 __all__ = ["DockerIgnore", "IgnoreError", "Pattern", "load"]
 
@@ -387,8 +389,7 @@ def load(context_dir: str) -> DockerIgnore:
     """Read ``<context_dir>/.dockerignore``; an empty DockerIgnore when there is none."""
     path = os.path.join(context_dir, ".dockerignore")
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(Path(path), ".dockerignore", path, IGNORE_LIMIT)
     except FileNotFoundError:
         return DockerIgnore()
     try:

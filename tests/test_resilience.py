@@ -439,3 +439,25 @@ def test_secrets_are_never_printed_nor_written(example: Path, tmp_path: Path, sc
             assert value not in data, path
     for value in secrets:
         assert value.decode() not in run.text
+
+
+def test_a_token_server_that_cannot_be_reached_is_named(example: Path, tmp_path: Path) -> None:
+    with token_registry(tmp_path / "token", token_faults=True) as registry:
+        proxy = registry.token_faults
+        assert proxy is not None
+        proxy.add(Fault("reset", path_contains="/token", times=1000))
+        run = doit(
+            example,
+            "build_images",
+            "--push",
+            "--hub",
+            f"{registry.host}/t",
+            "--targets",
+            "hello",
+            env={"REGISTRY_DEADLINE": "3"},
+        )
+        assert run.code == 1 and "Traceback" not in run.text
+        (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
+        # the registry answered every GET /v2/: the realm is the host that is down
+        assert f"cannot reach http://{proxy.host}" in line, line
+        assert f"check that http://{proxy.host}, the token server {registry.host} names" in line
