@@ -244,11 +244,14 @@ def no_answer(
                 f"check that {origin}, the token server {registry} names, runs and is"
                 " reachable from here (REGISTRY_DEADLINE sets how long to retry)"
             )
+        what = f"cannot reach {origin}"
+        if "too slowly" in str(last):
+            what = f"{origin} answered, but too slowly to finish"
         return RegistryError(
             registry,
             repository,
             operation,
-            f"cannot reach {origin} ({type(last).__name__}: {last}) after {exc.tries} tries",
+            f"{what} ({type(last).__name__}: {last}) after {exc.tries} tries",
             fix=fix,
         )
     if refused_certificate(exc):
