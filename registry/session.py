@@ -139,8 +139,10 @@ class Session:
             return path
         return urljoin(self.base_url + "/", path)
 
-    def fail(self, repository: str, operation: str, detail: str, status: int = 0) -> RegistryError:
-        return RegistryError(self.registry, repository, operation, detail, status)
+    def fail(
+        self, repository: str, operation: str, detail: str, status: int = 0, fix: str = ""
+    ) -> RegistryError:
+        return RegistryError(self.registry, repository, operation, detail, status, fix)
 
     def send(
         self,

@@ -107,6 +107,12 @@ OPTIONS = (
         "bool",
         "gc: also drop the names in out/oci/index.json that no plan of this run gives",
     ),
+    Option(
+        "remote",
+        "remote",
+        "bool",
+        "verify: also ask the registries for every pushed manifest, tag and blob",
+    ),
     Option("qemu", "qemu", "bool", "build images that need emulation", ("ISTIO_DOCKER_QEMU",)),
     Option(
         "insecure_registry",

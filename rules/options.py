@@ -43,6 +43,7 @@ class Options:
     no_clobber: bool = False
     no_cache: bool = False
     prune_tags: bool = False
+    remote: bool = False
     qemu: bool = False
 
     @property
@@ -233,6 +234,7 @@ def read_options(
         no_clobber="no_clobber" in given,
         no_cache="no_cache" in given,
         prune_tags="prune_tags" in given,
+        remote="remote" in given,
         qemu=qemu,
         push=push,
         insecure=insecure,

@@ -18,6 +18,7 @@ from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import Doit, TaskDict, task_params
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.steps import housekeeping, push, status
+from doit_oci.rules.steps.remote import verify_remote
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
 
@@ -53,6 +54,16 @@ def _verify(runs: Runs) -> None:
                 "verify",
                 "run the build again: it makes them again",
             )
+        if sharing[0].options.remote:
+            lines, gone = verify_remote(sharing[0])
+            for line in lines:
+                print(line)
+            if gone:
+                raise UserError(
+                    f"{gone} manifests, tags or blobs pushed are missing from their registries",
+                    "verify --remote",
+                    "push again: what is missing is sent again",
+                )
 
 
 def _gc(runs: Runs) -> None:

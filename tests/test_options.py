@@ -108,6 +108,7 @@ def test_every_option_has_a_flag_and_help() -> None:
         "no-clobber",
         "no-cache",
         "prune-tags",
+        "remote",
         "qemu",
         "insecure-registry",
     ]

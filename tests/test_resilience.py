@@ -461,3 +461,47 @@ def test_a_token_server_that_cannot_be_reached_is_named(example: Path, tmp_path:
         # the registry answered every GET /v2/: the realm is the host that is down
         assert f"cannot reach http://{proxy.host}" in line, line
         assert f"check that http://{proxy.host}, the token server {registry.host} names" in line
+
+
+def test_a_blob_acknowledged_but_not_kept_fails_the_push(example: Path, tmp_path: Path) -> None:
+    with open_registry(tmp_path / "reg") as registry, fault_proxy(registry.host) as proxy:
+        # the registry's answer to the last PUT of an upload, without the blob behind it
+        proxy.add(Fault("status", status=201, method="PUT", path_contains="/blobs/uploads/"))
+        run = doit(
+            example, "build_images", "--push", "--hub", f"{proxy.host}/t", "--targets", "base"
+        )
+        assert run.code == 1 and "Traceback" not in run.text
+        (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
+        assert "the registry acknowledged the blob but does not have it" in line
+        again = doit(
+            example, "build_images", "--push", "--hub", f"{proxy.host}/t", "--targets", "base"
+        )
+        assert again.code == 0, again.text  # nothing was recorded as pushed: sent again
+
+
+def test_verify_remote_finds_what_a_registry_lost_and_the_next_push_repairs_it(
+    example: Path, tmp_path: Path
+) -> None:
+    with open_registry(tmp_path / "reg") as registry:
+        hub = f"{registry.host}/t"
+        assert doit(example, "build_images", "--push", "--hub", hub, "--targets", "hello").code == 0
+        assert "every pushed image is whole" in doit(example, "verify", "--remote").out
+        manifest = json.loads(
+            (example / "out/oci/blobs/sha256" / index_of(example)["hello:latest"][7:]).read_text()
+        )
+        lost = manifest["layers"][-1]["digest"]
+        link = registry.root / "storage/docker/registry/v2/repositories/t/hello/_layers"
+        (link / "sha256" / lost[7:] / "link").unlink()  # the registry loses it
+        nothing = doit(example, "build_images", "--push", "--hub", hub, "--targets", "hello")
+        assert nothing.executed == []  # doit's state says pushed: no request
+        found = doit(example, "verify", "--remote")
+        assert found.code == 1 and "Traceback" not in found.text
+        assert f"verify: blob {lost} of {hub}/hello:latest is missing from {hub}/hello" in found.out
+        assert "push again: what is missing is sent again" in found.err
+        before = len(registry.access_log())
+        repaired = doit(example, "build_images", "--push", "--hub", hub, "--targets", "hello")
+        assert repaired.code == 0 and "push:hello" in repaired.executed
+        log = registry.access_log()[before:]
+        sent = [e.query for e in log if e.method == "PUT" and "digest=" in e.query]
+        assert len(sent) == 1 and sent[0].endswith(f"digest={lost.replace(':', '%3A')}"), sent
+        assert "every pushed image is whole" in doit(example, "verify", "--remote").out
