@@ -505,3 +505,63 @@ def test_verify_remote_finds_what_a_registry_lost_and_the_next_push_repairs_it(
         sent = [e.query for e in log if e.method == "PUT" and "digest=" in e.query]
         assert len(sent) == 1 and sent[0].endswith(f"digest={lost.replace(':', '%3A')}"), sent
         assert "every pushed image is whole" in doit(example, "verify", "--remote").out
+
+
+def test_kill_9_of_doit_alone_frees_the_workspace_for_the_next_run(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "plans").mkdir(parents=True)
+    (workspace / "dodo.py").write_text((REPO / "dodo.py").read_text())
+    (workspace / "Makefile").write_text("$(TARGET_OUT)/slow:\n\tsleep 30\n")
+    (workspace / "slow.Dockerfile").write_text("FROM scratch\nCOPY slow /slow\n")
+    (workspace / "plans/images.yaml").write_text(
+        "images:\n- name: slow\n  dockerfile: slow.Dockerfile\n  targets: ['${TARGET_OUT}/slow']\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doit", "build_images"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while (
+        time.monotonic() < deadline
+        and not subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, check=False).stdout
+    ):
+        time.sleep(0.1)  # make runs in a worker: the run is under way
+    process.kill()  # SIGKILL to the main process alone
+    process.wait()
+    time.sleep(0.5)
+    (workspace / "Makefile").write_text("$(TARGET_OUT)/slow:\n\tmkdir -p $(@D) && touch $@\n")
+    started = time.monotonic()
+    run = doit(workspace, "build_images", timeout=60)
+    assert run.code == 0, run.text
+    assert "waiting: another run" not in run.err  # its workers died with it
+    assert time.monotonic() - started < 20
+    subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+
+
+def test_a_lock_held_for_a_run_that_is_gone_is_taken_over(tmp_path: Path) -> None:
+    workspace = copy_example(tmp_path / "ws")
+    lock = workspace / ".doit.db.lock"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"pid {dead.pid}\n")
+    # what an older run's orphaned worker did: it holds the lock for nobody
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+');"
+            " fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    run = doit(workspace, "build_images", timeout=60)
+    assert run.code == 0, run.text
+    assert f"taking over the lock of a run (pid {dead.pid}) that is gone" in run.err
+    assert holder.wait(timeout=10) != 0  # stopped
