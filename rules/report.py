@@ -50,14 +50,16 @@ def _row(
             uploaded = PushRecord.read(record_path(run, output.label)).uploaded_bytes
         except (OSError, ValueError):
             uploaded = 0
+    layers = f"{rebuilt}/{cached}/{total - rebuilt - cached}"
     if broken:
         digest = f"failed ({broken})"
     else:
         try:
             digest = image_descriptor(run, output).digest
         except (OSError, ValueError):
-            digest = "(not built)"
-    layers = f"{rebuilt}/{cached}/{total - rebuilt - cached}"
+            first = min(failed, default="")
+            digest = f"not built ({first} failed)" if first else "(not built)"
+            layers = "-"
     return (output.label, layers, size(uploaded), digest, f"{spent:.2f}s")
 
 

@@ -301,6 +301,28 @@ def test_two_runs_at_once_in_one_workspace(example: Path) -> None:
     assert_whole_layout(example)
 
 
+def test_a_full_disk_under_the_whole_workspace_is_one_line_per_cause(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        workspace = big_workspace(disk / "ws", 1)  # the sources fit, their layers do not
+        run = doit(workspace, "build_images")
+        assert run.code != 0 and "Traceback" not in run.text, run.text
+        errors = [x for x in run.err.splitlines() if x.startswith("error:")]
+        assert errors and len(errors) == len(set(errors)), run.err  # each cause once
+        assert all(" No space left on device" in x or "could not be saved" in x for x in errors)
+        assert all(x.startswith(f"error: {disk}") or "doit.db" in x for x in errors), errors
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_a_full_disk_while_writing_a_layer(tmp_path: Path) -> None:
     workspace = big_workspace(tmp_path / "ws", 6)
     cache = tmp_path / "small-disk"
@@ -316,7 +338,7 @@ def test_a_full_disk_while_writing_a_layer(tmp_path: Path) -> None:
         run = doit(workspace, "build_images", "--cache-dir", str(cache))
         assert run.code != 0 and "Traceback" not in run.text
         (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
-        assert "No space left on device" in line
+        assert line.startswith(f"error: {cache}/oci: No space left on device"), line  # named
         assert "free some space there, or put the state elsewhere with --cache-dir" in line
         leftovers = [p for p in (cache / "tmp").rglob("*")] if (cache / "tmp").exists() else []
         assert leftovers == []  # the half-written blob is gone
