@@ -296,8 +296,8 @@ def test_a_realistic_command_line() -> None:
         (
             [],
             {"HUB": "http://localhost:5000"},
-            "options: invalid hub 'http://localhost:5000': 'http:' is not a registry host such as"
-            " localhost:5000 or gcr.io; fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+            "options: invalid hub 'http://localhost:5000': write it without http://;"
+            " fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
         ),
         (
             ["--architectures", "linux"],
