@@ -38,11 +38,12 @@ def read_bytes(path: Path, what: str, shown: str, limit: int) -> bytes:
         raise UserError(
             f"cannot read the {what}: {exc.strerror}", shown, "check the file"
         ) from None
+    mode = os.fstat(fd).st_mode
+    for test, kind in _KINDS:
+        if test(mode):
+            os.close(fd)
+            raise UserError(f"the {what} is {kind}, not a file", shown, f"name the {what} file")
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        for test, kind in _KINDS:
-            if test(mode):
-                raise UserError(f"the {what} is {kind}, not a file", shown, f"name the {what} file")
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise UserError(
