@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from doit_oci.registry import reference
-from doit_oci.registry.oci import Platform
+from doit_oci.registry.oci import Platform, is_ref_name
 from doit_oci.rules.dockerfile.model import Dockerfile
 from doit_oci.rules.dockerfile.read import read_dockerfile
 from doit_oci.rules.dockerfile.stages import automatic_args, root_platform, select_chain
@@ -73,6 +73,19 @@ def _display(path: Path, workspace: Path) -> str:
         return str(path.relative_to(workspace))
     except ValueError:
         return str(path)
+
+
+def _check_names(output: Output, image: ImagePlan | None) -> None:
+    """Every name the layout gets for ``output`` in the OCI grammar too (Docker's allows
+    more: ``a__b``, ``a---b``, a tag starting with ``_``, which skopeo then refuses)."""
+    for name in output.ref_names:
+        if not is_ref_name(name):
+            raise UserError(
+                f"{name!r} would name an image in out/oci/index.json, which the OCI"
+                " image-spec's grammar does not allow",
+                image.where if image is not None else "options",
+                "use single '.', '_' or '-' between letters and digits in names and tags",
+            )
 
 
 def _swapped(typed: str, name: str) -> bool:
@@ -240,7 +253,9 @@ def load_build(
                 if options.platform_tags:
                     tags = tuple(platform_tag(tag, plans[0].platform) for tag in tags)
                 also = double and variant == PRIMARY_VARIANT
-                outputs.append(Output(name, variant, tags, tuple(keys), also))
+                output = Output(name, variant, tags, tuple(keys), also)
+                _check_names(output, plans[0].find(name))
+                outputs.append(output)
     goals: list[tuple[Platform, tuple[str, ...]]] = []
     for plan in plans:
         platform_goals: list[str] = []

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +46,6 @@ from doit_oci.rules.tar import Member, TarError, write_tar
 GZIP_LEVEL = 1  # gzip --fast, as Istio's builder compresses its saved images
 
 IMAGE_NAME = "io.containerd.image.name"  # the full name annotation docker save writes
-
-# the OCI image-spec grammar of org.opencontainers.image.ref.name
-_REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
-_REF_NAME = re.compile(rf"{_REF_COMPONENT}(?:/{_REF_COMPONENT})*\Z")
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,7 @@ def write_oci_archive(
 ) -> None:
     """Write ``descriptor`` (a manifest, or an index with every platform's image) as a tar of
     an OCI image layout at ``path``, named ``ref_name`` in its ``index.json``."""
-    if not _REF_NAME.match(ref_name):
+    if not oci.is_ref_name(ref_name):
         raise SaveError(
             f"invalid OCI ref name {ref_name!r}: use letters and digits joined by one of"
             " '-._:@+' or '--', in '/'-separated parts, such as 'pilot:1.0'"
