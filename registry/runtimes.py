@@ -93,7 +93,7 @@ def podman_name(reference: str) -> str:
     return full_name(f"localhost/{reference}")
 
 
-def _chained(image: Image, chains: Iterable[Sequence[str]]) -> frozenset[str]:
+def chained(image: Image, chains: Iterable[Sequence[str]]) -> frozenset[str]:
     """Docker keeps layers by chain (a layer on the layers below it): a blob may be left out
     when every place it takes in the image is a chain the daemon has."""
     prefixes = {tuple(chain[:n]) for chain in chains for n in range(1, len(chain) + 1)}
@@ -135,7 +135,7 @@ class EngineRuntime:
     def reusable(self, image: Image, names: Sequence[str]) -> frozenset[str]:
         chains = [found.layers for found in self._images(names)]
         if self.engine.product == "docker":
-            return _chained(image, chains)
+            return chained(image, chains)
         # Podman reuses a layer it has by its digest, wherever it is
         have = {layer for chain in chains for layer in chain}
         return frozenset(b for b, d in zip(image.blobs, image.diff_ids, strict=True) if d in have)
