@@ -21,7 +21,6 @@ from runtimes import (
     RunningContainerd,
     RunningDocker,
     RunningPodman,
-    containerd_daemon,
     docker_daemon,
     files_image,
     podman_service,
@@ -50,12 +49,6 @@ def docker(short_root: Path) -> Iterator[RunningDocker]:
 @pytest.fixture(scope="module")
 def podman(short_root: Path) -> Iterator[RunningPodman]:
     with podman_service(short_root / "p") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def containerd(short_root: Path) -> Iterator[RunningContainerd]:
-    with containerd_daemon(short_root / "c") as running:
         yield running
 
 
