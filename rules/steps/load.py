@@ -14,16 +14,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.oci import Platform
-from doit_oci.registry.runtimes import Image, Runtime
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.progress import say
 from doit_oci.rules.steps.records import ImageRecord, LoadRecord, RecordError
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.steps.save import repo_tags
 from doit_oci.rules.units import Output, Unit, local_platform
+
+if TYPE_CHECKING:  # the runtimes (http.client, subprocesses) only when something is loaded
+    from doit_oci.registry.runtimes import Image, Runtime
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def unit_of(run: Run, output: Output) -> Unit:
 
 
 def _image(unit: Unit) -> Image:
+    from doit_oci.registry.runtimes import Image
+
     record = ImageRecord.read(unit.image_record)
     return Image(record.config.digest, record.manifest.digest, (), ())
 
