@@ -331,3 +331,32 @@ def test_permission_denied_and_a_refused_archive(docker: RunningDocker, tmp_path
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
     )
     assert "permission denied on the socket" in as_nobody.stdout, as_nobody.stderr
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_docker_takes_compressed_layers(
+    example: Path, docker: RunningDocker, compression: str
+) -> None:
+    # gzip layers go as they are stored; zstd ones, which Docker 20.10 cannot read, are
+    # decompressed on the way. Docker knows an image by its config, the same whatever the
+    # compression: an epoch of its own makes each a new image
+    tag = f"c-{compression}"
+    epoch = {"gzip": "11", "zstd": "12"}[compression]
+    run = doit(
+        example,
+        "build_images",
+        "--load",
+        "--compression",
+        compression,
+        "--tag",
+        tag,
+        "--targets",
+        "hello",
+        env={**docker.env, "SOURCE_DATE_EPOCH": epoch},
+    )
+    assert run.code == 0, run.text
+    (line,) = loads(run.err)
+    assert line.startswith(f"hello:{tag}: loaded into docker")
+    _, config = digests(example, f"hello:{tag}")
+    assert json.loads(docker.docker("image", "inspect", f"hello:{tag}").stdout)[0]["Id"] == config
+    assert docker.docker("run", "--rm", f"hello:{tag}").stdout == "hello, doit-oci!\n"
