@@ -121,6 +121,30 @@ OPTIONS = (
         "a registry spoken to over plain HTTP (loopback ones always are)",
         ("INSECURE_REGISTRIES",),
     ),
+    Option(
+        "load",
+        "load",
+        "bool",
+        "also load every image into a local runtime; LOAD may name the runtime",
+        ("LOAD",),
+    ),
+    Option(
+        "load_runtime",
+        "load-runtime",
+        "str",
+        "where --load loads: docker, podman, containerd[:namespace] or kind[:cluster]"
+        " (given on the command line, it implies --load)",
+        ("LOAD_RUNTIME",),
+        "the first that answers: docker, podman, containerd",
+    ),
+    Option(
+        "load_platform",
+        "load-platform",
+        "str",
+        "the platform --load loads, os/arch",
+        ("LOAD_PLATFORM",),
+        "this machine's",
+    ),
 )
 
 

@@ -49,7 +49,7 @@ IMAGE_NAME = "io.containerd.image.name"  # the full name annotation docker save 
 
 
 @dataclass(frozen=True)
-class _Tag:
+class Tag:
     familiar: str  # as docker writes it in RepoTags: "pilot:1.0", "gcr.io/istio/pilot:1.0"
     full: str  # "docker.io/library/pilot:1.0"
     repository: str  # familiar name without the tag
@@ -90,7 +90,7 @@ def write_docker_archive(
     """
     if not 0 <= gzip_level <= 9:
         raise SaveError(f"gzip level {gzip_level} is out of range; use 0 (none) to 9 (best)")
-    tags = _repo_tags(repo_tags)
+    tags = docker_tags(repo_tags)
     image = read_manifest(layout, manifest, "")
     config_bytes = read_blob(layout, image.config, "config", f"image {manifest.digest}")
     try:
@@ -108,7 +108,7 @@ def write_docker_archive(
         require(layout, descriptor, "layer", f"image {manifest.digest}")
     with scratch(layout) as folder:
         layers = uncompressed_layers(layout, manifest, image, config.diff_ids, folder)
-        members = _docker_members(image.config, config_bytes, config, layers, tags)
+        members = docker_members(image.config, config_bytes, config, layers, tags)
         with atomic(path) as out:
             gz = gzip.GzipFile(
                 filename="", mode="wb", compresslevel=gzip_level, fileobj=out, mtime=0
@@ -163,8 +163,8 @@ def alias(path: Path, alias_path: Path) -> None:
 # -- the docker archive --------------------------------------------------------------------
 
 
-def _repo_tags(repo_tags: Sequence[str]) -> list[_Tag]:
-    tags: dict[str, _Tag] = {}
+def docker_tags(repo_tags: Sequence[str]) -> list[Tag]:
+    tags: dict[str, Tag] = {}
     for text in repo_tags:
         try:
             reference = parse(text)
@@ -175,7 +175,7 @@ def _repo_tags(repo_tags: Sequence[str]) -> list[_Tag]:
         repository = reference.repository
         if reference.registry == DEFAULT_REGISTRY:
             repository = reference.path.removeprefix("library/")
-        tag = _Tag(f"{repository}:{reference.tag}", str(reference), repository, reference.tag)
+        tag = Tag(f"{repository}:{reference.tag}", str(reference), repository, reference.tag)
         tags.setdefault(tag.familiar, tag)
     return list(tags.values())
 
@@ -184,12 +184,12 @@ def _json_line(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def _docker_members(
+def docker_members(
     config_descriptor: oci.Descriptor,
     config_bytes: bytes,
     config: oci.ImageConfig,
     layers: Sequence[Layer],
-    tags: Sequence[_Tag],
+    tags: Sequence[Tag],
 ) -> list[Member]:
     config_name = blob_name(config_descriptor.digest)
     members: dict[str, Member] = {

@@ -76,6 +76,9 @@ def doit(
         "ISTIO_DOCKER_QEMU",
         "COMPRESSION",
         "DEBUG_IMAGE",
+        "LOAD",
+        "LOAD_RUNTIME",
+        "LOAD_PLATFORM",
     ):
         full_env.pop(name, None)
     full_env["PYTHONPATH"] = str(REPO)

@@ -22,6 +22,7 @@ from doit_oci.rules.units import Build, Output, Unit
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
     from doit_oci.registry.client import Clients
+    from doit_oci.registry.runtimes import Runtime
 
 
 def warn(message: str) -> None:
@@ -56,6 +57,13 @@ class Run:
 
         policy = RetryPolicy(deadline=self.options.registry_deadline)
         return Clients(self.environ, self.options.insecure, policy, on_retry=warn)
+
+    @cached_property
+    def runtimes(self) -> list[Runtime]:
+        """Where --load loads (one per node of a kind cluster), found when first asked."""
+        from doit_oci.registry.runtimes import find_runtimes
+
+        return find_runtimes(self.options.load_runtime, self.environ)
 
     def unit(self, key: str) -> Unit:
         return self.build.unit(key)
