@@ -201,6 +201,13 @@ class Pusher:
 
         return BlobSource(descriptor.digest, descriptor.size, read)
 
+    def push_blob(self, descriptor: oci.Descriptor, destination: Destination) -> str:
+        """Make ``destination`` hold one blob: "present", "mounted" or "uploaded"."""
+        report = PushReport(destination.name)
+        client = self.client_for(destination.registry)
+        self._push_blob(client, destination, descriptor, report)
+        return "uploaded" if report.uploaded else "mounted" if report.mounted else "present"
+
     def _push_blob(
         self,
         client: RegistryClient,
@@ -239,9 +246,10 @@ class Pusher:
         client = self.client_for(destination.registry)
         repository = destination.repository
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            # biggest first (LPT): the last upload to start is a small one
+            biggest = sorted(image.blobs, key=lambda blob: -blob.size)
             futures = [
-                pool.submit(self._push_blob, client, destination, blob, report)
-                for blob in image.blobs
+                pool.submit(self._push_blob, client, destination, blob, report) for blob in biggest
             ]
             for future in futures:
                 future.result()

@@ -25,6 +25,7 @@ STEPS = (
     "layer",
     "image",
     "layout",
+    "upload",
     "push",
     "save",
     "load",

@@ -33,6 +33,7 @@ from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
 from doit_oci.rules.upkeep import Runs, housekeeping_tasks
+from doit_oci.rules.uploads import upload_tasks
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ def _tasks(
     options = run.options
     yield from image_tasks_of(doit, run, prefix)
     pushes = list(output_pushes(run, prefix)) if options.push else []
+    if options.push:
+        checks = (str(TaskName("no-clobber", prefix=prefix)),) if options.no_clobber else ()
+        uploads, needs = upload_tasks(doit, run, prefix, checks)
+        yield from uploads
+        pushes = [_after_uploads(run, spec, needs) for spec in pushes]
     grouped = [str(TaskName("push", spec.label, prefix=prefix)) for spec in pushes]
     yield from push_tasks(doit, run, prefix, merged_pushes(pushes, extra.pushes))
     saves = list(output_saves(run)) if options.save else []
@@ -146,6 +152,13 @@ def output_pushes(run: Run, prefix: str) -> Iterator[PushTask]:
             tuple(str(u.image_record) for u in units),
             (*checks, *sorted(below)),
         )
+
+
+def _after_uploads(run: Run, spec: PushTask, needs: dict[str, list[str]]) -> PushTask:
+    """``spec`` waiting for the uploads of every layer its image holds."""
+    output = next(o for o in run.build.outputs if o.label == spec.label)
+    waits = [name for key in output.keys for name in needs.get(key, ())]
+    return replace(spec, task_dep=spec.task_dep + tuple(dict.fromkeys(waits)))
 
 
 def merged_pushes(ours: Sequence[PushTask], rules: Sequence[PushTask]) -> list[PushTask]:

@@ -6,12 +6,13 @@ with what doit told it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Set
 
 from doit_oci.registry.sizes import size
 from doit_oci.rules.names import STEPS, TaskName
 from doit_oci.rules.steps.layout import image_descriptor
-from doit_oci.rules.steps.push import record_path
+from doit_oci.rules.steps.push import record_path, upload_record
 from doit_oci.rules.steps.records import LayerRecord, PushRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
@@ -28,6 +29,7 @@ def _row(
     rebuilt = cached = 0
     spent = 0.0
     pushed = False
+    sent = 0  # by the layer uploads of this run
     broken = ""
     for task, seconds in durations.items():
         name = TaskName.parse(task, prefix)
@@ -43,13 +45,15 @@ def _row(
             rebuilt += not record.cached
         elif name.step == "push":
             pushed = True
+        elif name.step == "upload" and name.layer is not None:
+            upload = upload_record(run.unit(name.key), name.layer)
+            with contextlib.suppress(OSError, ValueError):
+                sent += PushRecord.read(upload).uploaded_bytes
     total = sum(unit.layer_count for unit in run.units_of(output))
-    uploaded = 0
+    uploaded = sent
     if pushed:
-        try:
-            uploaded = PushRecord.read(record_path(run, output.label)).uploaded_bytes
-        except (OSError, ValueError):
-            uploaded = 0
+        with contextlib.suppress(OSError, ValueError):
+            uploaded += PushRecord.read(record_path(run, output.label)).uploaded_bytes
     layers = f"{rebuilt}/{cached}/{total - rebuilt - cached}"
     if broken:
         digest = f"failed ({broken})"

@@ -149,7 +149,27 @@ def test_pushes_wait_for_their_base_and_check_each_registry_once(workspace: Path
         no_clobber=True,
     )
     push = tasks["push:app"]
-    assert push["task_dep"] == ["no-clobber", "push:base"]
+    # after --no-clobber's check, the base's push and the upload of every layer it holds
+    assert push["task_dep"] == [
+        "no-clobber",
+        "push:base",
+        "upload:app.0",
+        "upload:app.1",
+        "upload:base.0",
+    ]
+    upload = tasks["upload:base.0"]  # the base's layer goes to both repositories at once
+    assert upload["file_dep"] == [tasks["layer:base.0"]["targets"][0]]
+    assert upload["setup"] == ["registry:127.0.0.1:5000"] and upload["task_dep"] == ["no-clobber"]
+    assert upload["uptodate"][0][1]["to"] == [
+        "127.0.0.1:5000/team/base",
+        "127.0.0.1:5000/other/base",
+        "127.0.0.1:5000/team/app",
+        "127.0.0.1:5000/other/app",
+    ]
+    assert tasks["upload:app.1"]["uptodate"][0][1]["to"] == [
+        "127.0.0.1:5000/team/app",
+        "127.0.0.1:5000/other/app",
+    ]
     assert push["setup"] == ["registry:127.0.0.1:5000"]
     assert push["uptodate"][0][1]["to"] == [
         "127.0.0.1:5000/team/app:latest",

@@ -58,6 +58,7 @@ def test_one_changed_file_uploads_one_layer_and_the_image(
     assert set(run.executed) == {
         "translate:showconfig",
         "layer:showconfig.1",
+        "upload:showconfig.1",  # sent as soon as it is built
         "image:showconfig",
         "layout",
         f"registry:{registry.host}",  # asked once before the first push to it
@@ -143,6 +144,7 @@ def test_a_changed_file_list_rebuilds_only_its_image(
         "parse:showconfig",
         "translate:showconfig",
         "layer:showconfig.2",
+        "upload:showconfig.2",
         "image:showconfig",
         f"registry:{registry.host}",
         "push:showconfig",

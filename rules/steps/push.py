@@ -16,13 +16,14 @@ from pathlib import Path
 
 from doit_oci.registry import oci
 from doit_oci.registry.push import Destination, Origin, Progress, Pusher, destinations
+from doit_oci.registry.sizes import size
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.progress import progress_display, say
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord
 from doit_oci.rules.steps.run import Run
-from doit_oci.rules.units import Output, platform_tag
+from doit_oci.rules.units import Output, Unit, platform_tag
 
 
 def targets(run: Run, output: Output) -> list[Destination]:
@@ -186,3 +187,31 @@ def push_index(run: Run, output: Output) -> list[str]:
             client.put_manifest(repository, tag, index, oci.INDEX)
             done.append(f"{destination.name}:{tag}@{digest}")
     return done
+
+
+# -- one layer, as soon as it is built ------------------------------------------------------
+
+
+def upload_record(unit: Unit, index: int) -> Path:
+    """layer-K.pushed.json: where the layer's blob was sent, and the bytes it took."""
+    return unit.dir / f"layer-{index}.pushed.json"
+
+
+def upload_layer(run: Run, unit: Unit, index: int, where: Sequence[Destination]) -> None:
+    """Send layer ``index`` of ``unit`` to every repository of ``where`` the moment it is
+    built, before its image is assembled (what a registry has costs a HEAD; another
+    repository of the same registry that has it gives it by a mount)."""
+    record = LayerRecord.read(unit.layer(index))
+    pushed: list[tuple[str, str]] = []
+    uploaded = 0
+    if record.blob is not None:
+        blob = record.blob.descriptor
+        found, hints = mount_hints(run)
+        pusher = Pusher(run.layout, run.clients.get, found, hints, Progress())
+        for destination in where:
+            outcome = pusher.push_blob(blob, destination)
+            uploaded += blob.size if outcome == "uploaded" else 0
+            pushed.append((destination.name, blob.digest))
+        if uploaded:
+            say(f"uploaded layer {unit.key}.{index} ({size(uploaded)}) to {where[0].name}")
+    PushRecord(tuple(pushed), uploaded).write(upload_record(unit, index))
