@@ -105,26 +105,41 @@ class Verified:
         return b"".join(self.iter_bytes())
 
 
+class Watch(Protocol):
+    """Keeps track of the mirrors that fail: says which are down, names them once."""
+
+    def down(self, mirror: Mirror) -> bool: ...
+
+    def skipped(self, mirror: Mirror, why: str, answered: bool) -> None: ...
+
+
 class Reader:
     """The reads of one registry's images (what a base needs): from each of its mirrors in
-    turn, then from the registry (the last source, whose answer stands)."""
+    turn (but those found down), then from the registry, the last source, whose answer
+    stands."""
 
     def __init__(
         self,
         registry: str,
         sources: Sequence[tuple[RegistryClient, Mirror | None]],
-        fell_back: Callable[[Mirror, str], None] | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.registry = registry
         self.sources = tuple(sources)
-        self.fell_back = fell_back
+        self.watch = watch
 
-    def _skip(self, mirror: Mirror, why: str) -> None:
-        if self.fell_back is not None:
-            self.fell_back(mirror, why)
+    def _usable(self) -> Iterator[tuple[RegistryClient, Mirror | None]]:
+        for client, mirror in self.sources:
+            if mirror is None or self.watch is None or not self.watch.down(mirror):
+                yield client, mirror
+
+    def _skip(self, mirror: Mirror, exc: RegistryError | None, repository: str) -> None:
+        if self.watch is not None:
+            why = f"{exc.operation}: {exc.detail}" if exc else f"no {repository} there"
+            self.watch.skipped(mirror, why, exc is None or exc.status != 0)
 
     def _first(self, repository: str, read: Callable[[RegistryClient, str], T | None]) -> T | None:
-        for client, mirror in self.sources:
+        for client, mirror in self._usable():
             if mirror is None:
                 return read(client, repository)
             try:
@@ -132,11 +147,11 @@ class Reader:
             except DigestMismatch:
                 raise
             except RegistryError as exc:
-                self._skip(mirror, f"{exc.operation}: {exc.detail}")
+                self._skip(mirror, exc, repository)
                 continue
             if found is not None:
                 return found
-            self._skip(mirror, f"no {repository} there")
+            self._skip(mirror, None, repository)
         return None
 
     def head_manifest(self, repository: str, reference: str) -> oci.Descriptor | None:
@@ -150,7 +165,7 @@ class Reader:
     @contextlib.contextmanager
     def get_blob(self, repository: str, digest: str) -> Iterator[Verified]:
         """The blob's body from the first source that has it, verified as it is read."""
-        for client, mirror in self.sources:
+        for client, mirror in self._usable():
             repo = mirror.repository(repository) if mirror else repository
             with contextlib.ExitStack() as stack:
                 try:
@@ -160,7 +175,7 @@ class Reader:
                 except RegistryError as exc:
                     if mirror is None:
                         raise
-                    self._skip(mirror, f"{exc.operation}: {exc.detail}")
+                    self._skip(mirror, exc, repository)
                     continue
                 yield Verified(response, digest, client.registry, repo)
                 return
@@ -168,7 +183,7 @@ class Reader:
 
 class Readers:
     """A Reader per registry: through the mirrors given for it, then from it. A mirror that
-    fails is named once (``warn``), and its registry read instead."""
+    fails is named once (``warn``); one that does not answer at all is not asked again."""
 
     def __init__(
         self,
@@ -181,17 +196,24 @@ class Readers:
         self.clients = clients
         self.mirror_clients = mirror_clients or clients
         self.warn = warn
-        self._warned: set[str] = set()
+        self._warned: set[Mirror] = set()
+        self._down: set[Mirror] = set()
 
-    def _fell_back(self, mirror: Mirror, why: str) -> None:
-        if self.warn is None or mirror.host in self._warned:
+    def down(self, mirror: Mirror) -> bool:
+        return mirror in self._down
+
+    def skipped(self, mirror: Mirror, why: str, answered: bool) -> None:
+        if not answered:
+            self._down.add(mirror)
+        if self.warn is None or mirror in self._warned:
             return
-        self._warned.add(mirror.host)
-        self.warn(f"mirror {mirror} of {mirror.registry}: {why}; read from {mirror.registry}")
+        self._warned.add(mirror)
+        after = "" if answered else " (not asked again in this run)"
+        self.warn(f"mirror {mirror} of {mirror.registry} skipped: {why}{after}")
 
     def get(self, registry: str) -> Reader:
         sources: list[tuple[RegistryClient, Mirror | None]] = [
             (self.mirror_clients(m.host), m) for m in self.mirrors if m.registry == registry
         ]
         sources.append((self.clients(registry), None))
-        return Reader(registry, sources, self._fell_back)
+        return Reader(registry, sources, self)
