@@ -52,7 +52,7 @@ OPTIONS = (
         "architectures",
         "architectures",
         "list",
-        "platforms to build, os/arch",
+        "platforms to build, os/arch (all: every platform the registry bases offer)",
         ("DOCKER_ARCHITECTURES",),
         "linux/amd64",
     ),
@@ -114,6 +114,26 @@ OPTIONS = (
         "list",
         "a registry spoken to over plain HTTP (loopback ones always are)",
         ("INSECURE_REGISTRIES",),
+    ),
+    Option(
+        "locked",
+        "locked",
+        "bool",
+        "fail at once when a registry base of the build is not pinned in bases.lock",
+        ("LOCKED",),
+    ),
+    Option(
+        "offline",
+        "offline",
+        "bool",
+        "make no request: bases from bases.lock and the content store",
+        ("OFFLINE",),
+    ),
+    Option(
+        "check",
+        "check",
+        "bool",
+        "lock: say whether bases.lock is current (one HEAD per base), fail when it is not",
     ),
 )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from doit_oci.registry.mirror import Mirror, parse_mirror
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, split_repository
 from doit_oci.rules.errors import UserError
@@ -32,7 +33,7 @@ IMAGE_KEYS = (
     "args",
     "ignoreRuns",
 )
-PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs")
+PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs", "mirrors")
 
 # Go's os.Expand: ${NAME} (any text up to '}'), $NAME (letters, digits, '_'), and the
 # one-character shell names ($1, $$, $?, ...), all looked up; "${}" and an unclosed "${"
@@ -77,6 +78,7 @@ class Plan:
     args: tuple[tuple[str, str], ...] = ()
     ignore_runs: bool = False
     protected_hubs: tuple[str, ...] = ()  # pushed to only from CI (the env var CI set)
+    mirrors: tuple[Mirror, ...] = ()  # where bases are read first (mirrors:)
 
     def find(self, name: str) -> ImagePlan | None:
         for image in self.images:
@@ -257,6 +259,7 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
         if "protectedHubs" in top
         else ()
     )
+    mirrors = _mirrors(reader, top["mirrors"][1]) if "mirrors" in top else ()
     images_node = top["images"][1]
     if not isinstance(images_node, yaml.SequenceNode):
         raise reader.fail(
@@ -274,7 +277,23 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
             )
         seen[image.name] = image.where
         images.append(image)
-    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected)
+    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected, mirrors)
+
+
+def _mirrors(reader: _Reader, node: yaml.Node) -> tuple[Mirror, ...]:
+    """``mirrors: {docker.io: mirror.example.com, ghcr.io: [a.example.com, b.example.com/gh]}``"""
+    found: list[Mirror] = []
+    for registry, (_, value) in reader.mapping(node, "mirrors").items():
+        many = isinstance(value, yaml.SequenceNode)
+        what = f"mirrors.{registry}"
+        for item, text in (
+            reader.strings(value, what) if many else [(value, reader.string(value, what))]
+        ):
+            try:
+                found.append(parse_mirror(registry, text))
+            except ValueError as exc:
+                raise reader.fail(item, str(exc), "write registry: host[/prefix]") from None
+    return tuple(found)
 
 
 def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
