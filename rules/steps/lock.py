@@ -104,6 +104,8 @@ def _offline_problem(run: Run, base: RegistryBase, group: str) -> UserError | No
         )
     except RegistryError as exc:
         return UserError(f"--offline: {exc}", where)
+    except (ValueError, KeyError) as exc:  # a damaged document in the store
+        return UserError(f"--offline: {ref}: {exc}", where, "run doit verify")
     return None
 
 
@@ -163,7 +165,10 @@ def current_pin(run: Run, text: str, check: bool) -> Pin:
         return before
     if check:
         return Pin(text, top, ())
-    is_index, platforms = pull.manifests(reads, ref, top, run.layout)
+    try:
+        is_index, platforms = pull.manifests(reads, ref, top, run.layout)
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"{ref}: {exc}", run.lock_shown, "check the image") from None
     return pin(text, top if is_index else "", platforms)
 
 
@@ -180,6 +185,10 @@ def lock(runs: Sequence[Run], keep_others: bool, check: bool) -> tuple[list[str]
     """Pin the bases of ``runs`` in their lock files (with ``check``, only compare): the
     lines to print, and the lock files that are not current (with ``check``). Entries
     that no run uses are dropped unless ``keep_others``."""
+    if any(run.options.offline for run in runs):
+        raise UserError(
+            "doit lock asks the registries: it makes requests", "--offline", "run it online"
+        )
     lines: list[str] = []
     stale: list[str] = []
     for path, shown, sharing in _sharing(runs):

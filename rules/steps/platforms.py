@@ -50,8 +50,8 @@ def offered(run: Run, text: str) -> tuple[Platform, ...]:
             "--locked" if options.locked else "--offline",
             "run doit lock and commit the lock",
         )
-    reads = run.reader(ref.registry)
     try:
+        reads = run.reader(ref.registry)
         if not top:
             head = reads.head_manifest(ref.path, ref.identifier)
             if head is None:
@@ -60,6 +60,8 @@ def offered(run: Run, text: str) -> tuple[Platform, ...]:
         _, platforms = pull.manifests(reads, ref, top, run.layout)
     except RegistryError as exc:
         raise UserError(str(exc)) from None
+    except (ValueError, KeyError) as exc:  # a damaged document
+        raise UserError(f"{ref}: {exc}", "--architectures all", "run doit verify") from None
     return tuple(sorted({platform for platform, _ in platforms}, key=str))
 
 
