@@ -20,13 +20,14 @@ import httpx
 
 from doit_oci.registry import oci
 from doit_oci.registry.credentials import CredentialError, Credentials, load_credentials
-from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.errors import DigestMismatch, RegistryError
 from doit_oci.registry.session import Session, scope
 from doit_oci.registry.transport import RetryPolicy
 from doit_oci.registry.upload import BlobSource as BlobSource  # what callers upload
 from doit_oci.registry.upload import Uploader
 
 ACCEPT_MANIFESTS = ", ".join((*oci.MANIFEST_TYPES, *oci.INDEX_TYPES))
+NOT_JSON = "the answer is not JSON"
 
 
 def read_manifest(
@@ -43,7 +44,7 @@ def read_manifest(
     except ValueError:
         document = None
     if not isinstance(document, dict):
-        return {}, "the answer is not JSON"
+        return {}, NOT_JSON
     return document, ""
 
 
@@ -164,8 +165,9 @@ class RegistryClient:
         digest = oci.sha256_digest(data)
         header = response.headers.get("docker-content-digest")
         document, problem = read_manifest(reference, data, digest, header)
-        if problem:
-            raise self.session.fail(repository, f"get manifest {reference}", problem)
+        if problem:  # not JSON, or other bytes than the digest names
+            kind = RegistryError if problem == NOT_JSON else DigestMismatch
+            raise kind(self.registry, repository, f"get manifest {reference}", problem)
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         return data, str(document.get("mediaType") or media_type), digest
 
@@ -200,7 +202,8 @@ class RegistryClient:
 
 class Clients:
     """One client per registry, made when first needed, with that registry's credentials
-    (from the docker config) and plain HTTP for loopback and insecure registries."""
+    (from the docker config) and plain HTTP for loopback and insecure registries.
+    ``offline``: none is made, asking for one is an error (a run that makes no request)."""
 
     def __init__(
         self,
@@ -209,7 +212,9 @@ class Clients:
         policy: RetryPolicy | None = None,
         on_retry: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
+        offline: bool = False,
     ) -> None:
+        self.offline = offline
         self.environ = environ
         self.insecure = frozenset(insecure)
         self.policy = policy
@@ -221,6 +226,14 @@ class Clients:
         self._pid = os.getpid()
 
     def get(self, registry: str) -> RegistryClient:
+        if self.offline:
+            raise RegistryError(
+                registry,
+                "",
+                "connect",
+                "this run is offline: it makes no request",
+                fix="run it without --offline (and OFFLINE) to reach the registry",
+            )
         with self._lock:
             if self._pid != os.getpid():
                 # a forked worker (doit -n): the parent's connections are not ours to use

@@ -21,7 +21,20 @@ class RegistryError(Exception):
         self.registry = registry
         self.repository = repository
         self.operation = operation
+        self.detail = detail
         self.status = status
+
+
+class DigestMismatch(RegistryError):
+    """What a registry (or a mirror) served is not what its digest says: never taken, and
+    never a reason to ask elsewhere (a mirror that serves wrong bytes is refused)."""
+
+    def __init__(self, registry: str, repository: str, operation: str, detail: str) -> None:
+        fix = (
+            f"{registry} served other bytes than the digest names and nothing of them is used:"
+            " ask who runs it, or leave that mirror out"
+        )
+        super().__init__(registry, repository, operation, detail, fix=fix)
 
 
 class AuthError(Exception):

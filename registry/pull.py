@@ -3,21 +3,44 @@
 Only the manifest (choosing the platform's entry when the reference names an index) and
 the config are fetched: the config is what a Dockerfile builds on (ENV, WORKDIR...), the
 layers are referenced by digest. They are fetched into the local store only when the
-output needs them whole (the OCI layout without a push).
+output needs them whole (the OCI layout without a push). What is asked for by digest and
+is in the store already is read there: a pinned base needs no request it has made before.
+
+The reads go through anything with a client's reads (``Reads``): a RegistryClient, a
+mirror.Reader (its mirrors first), or one that refuses every request (offline).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from doit_oci.registry import oci
-from doit_oci.registry.errors import RegistryError
+from doit_oci.registry.errors import DigestMismatch, RegistryError
 from doit_oci.registry.layout import Layout
 from doit_oci.registry.reference import Reference
 
-if TYPE_CHECKING:
-    from doit_oci.registry.client import RegistryClient
+# an index entry that is no image of a platform: BuildKit's attestations (unknown/unknown)
+ATTESTATION = "vnd.docker.reference.type"
+
+
+class Body(Protocol):
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
+
+
+class Reads(Protocol):
+    """The reads a base needs of a registry."""
+
+    @property
+    def registry(self) -> str: ...
+
+    def head_manifest(self, repository: str, reference: str) -> oci.Descriptor | None: ...
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]: ...
+
+    def get_blob(self, repository: str, digest: str) -> contextlib.AbstractContextManager[Body]: ...
 
 
 @dataclass(frozen=True)
@@ -64,34 +87,95 @@ def _matches(candidate: oci.Platform | None, wanted: oci.Platform) -> bool:
     )
 
 
+def normal(platform: oci.Platform) -> oci.Platform:
+    """``platform`` as containerd normalises it: arm64's default variant v8 dropped."""
+    if platform.architecture == "arm64" and platform.variant == "v8":
+        return oci.Platform(platform.os, "arm64")
+    return platform
+
+
+def platform_of(entry: oci.Descriptor) -> oci.Platform | None:
+    """The (normal) platform an index entry is an image for; None for what is not an image
+    of a platform (BuildKit's attestations: ``unknown/unknown``)."""
+    platform = entry.platform
+    if platform is None or ATTESTATION in dict(entry.annotations):
+        return None
+    if "unknown" in (platform.os, platform.architecture):
+        return None
+    return normal(platform)
+
+
+def document(
+    reads: Reads, repository: str, identifier: str, layout: Layout
+) -> tuple[bytes, str, str]:
+    """A manifest or index (bytes, media type, digest): from the store when asked for by a
+    digest it holds, else from the registry (a digest checked); kept in the store."""
+    if identifier.startswith("sha256:") and layout.has_blob(identifier):
+        data = layout.read(identifier)
+        parsed = oci.parse_json_document(data, f"manifest {identifier}")
+        kind = parsed.get("mediaType") or (oci.INDEX if "manifests" in parsed else oci.MANIFEST)
+        return data, str(kind), identifier
+    data, media_type, digest = reads.get_manifest(repository, identifier)
+    layout.put(media_type, data)
+    return data, media_type, digest
+
+
+def _is_index(media_type: str, data: dict[str, object]) -> bool:
+    return media_type in oci.INDEX_TYPES or "manifests" in data
+
+
+def manifests(
+    reads: Reads, reference: Reference, top: str, layout: Layout
+) -> tuple[bool, tuple[tuple[oci.Platform, str], ...]]:
+    """What ``top`` (the digest ``reference`` points at) holds: whether it is an index, and
+    the manifest digest of each platform (attestations left out; a lone manifest gives
+    its config's platform)."""
+    data, media_type, _ = document(reads, reference.path, top, layout)
+    parsed = oci.parse_json_document(data, f"manifest of {reference}")
+    if _is_index(media_type, parsed):
+        found: dict[oci.Platform, str] = {}
+        for entry in oci.Index.from_json(parsed).manifests:
+            platform = platform_of(entry)
+            if platform is not None:
+                found.setdefault(platform, entry.digest)
+        return True, tuple(found.items())
+    config = oci.Manifest.from_json(parsed).config
+    if not layout.has_blob(config.digest):
+        fetch_blob(reads, reference.path, config, layout)
+    image = oci.ImageConfig.from_json(
+        oci.parse_json_document(layout.read(config.digest), f"config of {reference}")
+    )
+    return False, ((normal(oci.Platform(image.os, image.architecture, image.variant)), top),)
+
+
 def resolve(
-    client: RegistryClient, reference: Reference, platform: oci.Platform, layout: Layout
+    reads: Reads, reference: Reference, platform: oci.Platform, layout: Layout, top: str = ""
 ) -> ResolvedBase:
     """The manifest of ``reference`` for ``platform`` and its config, both kept in
-    ``layout``. Raises RegistryError, naming the reference, when it has no such platform."""
+    ``layout``; ``top`` is the digest it is pinned at (a lock's), read instead of its tag.
+    Raises RegistryError, naming the reference, when it has no such platform."""
     repository = reference.path
-    data, media_type, top = client.get_manifest(repository, reference.identifier)
-    document = oci.parse_json_document(data, f"manifest of {reference}")
+    data, media_type, top = document(reads, repository, top or reference.identifier, layout)
+    parsed = oci.parse_json_document(data, f"manifest of {reference}")
     manifest_data, manifest_type, manifest_digest = data, media_type, top
-    if media_type in oci.INDEX_TYPES or "manifests" in document:
-        index = oci.Index.from_json(document)
-        layout.put(oci.INDEX, data)
+    if _is_index(media_type, parsed):
+        index = oci.Index.from_json(parsed)
         chosen = [m for m in index.manifests if _matches(m.platform, platform)]
         if not chosen:
             offered = ", ".join(str(m.platform) for m in index.manifests if m.platform) or "none"
             raise RegistryError(
-                client.registry,
+                reads.registry,
                 repository,
                 f"resolve {reference}",
                 f"no manifest for {platform} (it has: {offered})",
                 fix=f"build for the platforms it has, or build on an image that has {platform}",
             )
-        manifest_data, manifest_type, manifest_digest = client.get_manifest(
-            repository, chosen[0].digest
+        manifest_data, manifest_type, manifest_digest = document(
+            reads, repository, chosen[0].digest, layout
         )
     if manifest_type not in oci.MANIFEST_TYPES:
         raise RegistryError(
-            client.registry,
+            reads.registry,
             repository,
             f"resolve {reference}",
             f"unsupported manifest type {manifest_type or 'unknown'}",
@@ -100,16 +184,15 @@ def resolve(
     manifest = oci.Manifest.from_json(
         oci.parse_json_document(manifest_data, f"manifest of {reference}")
     )
-    layout.put(manifest_type, manifest_data)
     if not layout.has_blob(manifest.config.digest):
-        fetch_blob(client, repository, manifest.config, layout)
+        fetch_blob(reads, repository, manifest.config, layout)
     config = oci.ImageConfig.from_json(
         oci.parse_json_document(layout.read(manifest.config.digest), f"config of {reference}")
     )
     built_for = oci.Platform(config.os, config.architecture, config.variant)
     if not _matches(built_for, platform):
         raise RegistryError(
-            client.registry,
+            reads.registry,
             repository,
             f"resolve {reference}",
             f"it is an image for {built_for} only, not {platform}",
@@ -127,16 +210,14 @@ def resolve(
     )
 
 
-def fetch_blob(
-    client: RegistryClient, repository: str, descriptor: oci.Descriptor, layout: Layout
-) -> None:
+def fetch_blob(reads: Reads, repository: str, descriptor: oci.Descriptor, layout: Layout) -> None:
     """Stream a blob into the store, checking its digest; nothing is kept if it differs."""
-    with layout.writer() as blob, client.get_blob(repository, descriptor.digest) as response:
+    with layout.writer() as blob, reads.get_blob(repository, descriptor.digest) as response:
         for data in response.iter_bytes(1 << 20):
             blob.write(data)
         try:
             blob.commit(expected=descriptor.digest)
         except ValueError as exc:
-            raise RegistryError(
-                client.registry, repository, f"download blob {descriptor.digest[:19]}", str(exc)
+            raise DigestMismatch(
+                reads.registry, repository, f"download blob {descriptor.digest[:19]}", str(exc)
             ) from None

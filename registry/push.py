@@ -20,6 +20,7 @@ from doit_oci.registry.sizes import size
 
 if TYPE_CHECKING:  # the client (and httpx) is imported only when something is pushed
     from doit_oci.registry.client import RegistryClient
+    from doit_oci.registry.pull import Reads
     from doit_oci.registry.upload import BlobSource
 
 
@@ -142,7 +143,8 @@ class Progress:
 
 
 class Pusher:
-    """Pushes images of ``layout``; blobs it lacks come from ``origins`` (a base's repo)."""
+    """Pushes images of ``layout``; blobs it lacks come from ``origins`` (a base's repo),
+    read through ``reader_for`` (a registry's mirrors first), by default its client."""
 
     def __init__(
         self,
@@ -152,9 +154,11 @@ class Pusher:
         hints: Mapping[str, Sequence[Origin]] | None = None,
         progress: Progress | None = None,
         parallel: int = 4,
+        reader_for: Callable[[str], Reads] | None = None,
     ) -> None:
         self.layout = layout
         self.client_for = client_for
+        self.reader_for: Callable[[str], Reads] = reader_for or client_for
         self.origins = dict(origins or {})
         self.hints = {digest: tuple(found) for digest, found in (hints or {}).items()}
         self.progress = progress or Progress()
@@ -185,7 +189,7 @@ class Pusher:
             raise FileNotFoundError(
                 f"blob {descriptor.digest} is neither in {self.layout.root} nor in a base image"
             )
-        client = self.client_for(origin.registry)
+        client = self.reader_for(origin.registry)
         progress = self.progress.advance
 
         def read(offset: int, length: int) -> Iterable[bytes]:
@@ -274,7 +278,7 @@ class _RemoteSlice:
 
     def __init__(
         self,
-        client: RegistryClient,
+        client: Reads,
         repository: str,
         digest: str,
         offset: int,

@@ -243,7 +243,8 @@ def load_build(
             for plan in plans:
                 image = plan.find(name)
                 assert image is not None
-                if not image.builds_for(plan.platform):
+                label = name if variant == DEFAULT_VARIANT else f"{name}-{variant}"
+                if not image.builds_for(plan.platform) or not options.offers(label, plan.platform):
                     continue
                 if image.emulation_required and plan.platform != local and not options.qemu:
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 
 
 class UserError(Exception):
@@ -27,6 +28,17 @@ class UserError(Exception):
     def __str__(self) -> str:
         text = f"{self.where}: {self.what}" if self.where else self.what
         return f"{text}; {self.fix}" if self.fix else text
+
+
+class UserErrors(UserError):
+    """Several mistakes found at once (one per base of a build...): one line each."""
+
+    def __init__(self, errors: Sequence[UserError]) -> None:
+        super().__init__(errors[0].what, errors[0].where, errors[0].fix)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
 
 
 def os_error(exc: OSError) -> str:

@@ -52,7 +52,7 @@ OPTIONS = (
         "architectures",
         "architectures",
         "list",
-        "platforms to build, os/arch",
+        "platforms to build, os/arch (all: every platform the registry bases offer)",
         ("DOCKER_ARCHITECTURES",),
         "linux/amd64",
     ),
@@ -144,6 +144,26 @@ OPTIONS = (
         "the platform --load loads, os/arch",
         ("LOAD_PLATFORM",),
         "this machine's",
+    ),
+    Option(
+        "locked",
+        "locked",
+        "bool",
+        "fail at once when a registry base of the build is not pinned in bases.lock",
+        ("LOCKED",),
+    ),
+    Option(
+        "offline",
+        "offline",
+        "bool",
+        "make no request: bases from bases.lock and the content store",
+        ("OFFLINE",),
+    ),
+    Option(
+        "check",
+        "check",
+        "bool",
+        "lock: say whether bases.lock is current (one HEAD per base), fail when it is not",
     ),
 )
 

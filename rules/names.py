@@ -1,6 +1,6 @@
 """Task names, made and read in one place: ``[<prefix>]<step>[:<key>][.<layer>]``.
 
-    make, make:linux_arm64             layout, status, gc, verify, push_index
+    make, make:linux_arm64             layout, status, gc, verify, push_index, lock
     base:gcr.io/x/base:1.2             a registry base (``@<os>_<arch>`` with platforms)
     parse:hello, translate:hello       image:hello@linux_arm64
     layer:hello.0                      the first layer of hello
@@ -31,7 +31,7 @@ STEPS = (
     "load",
 )
 # the tasks that take the build's options on the command line
-OPTION_TASKS = ("status", "gc", "verify", "push_index", "load")
+OPTION_TASKS = ("status", "gc", "verify", "push_index", "load", "lock")
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,8 @@ class TaskName:
             if self.step.endswith(step):
                 return step
         return self.step
+
+
+def names_step(word: str, step: str) -> bool:
+    """Whether a word of the command line names the task ``step`` (``lock``, ``oci.lock``)."""
+    return word == step or word.endswith(f".{step}")

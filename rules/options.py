@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from doit_oci.registry.mirror import Mirror, parse_mirrors
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, check_hub, check_tag, is_loopback
 from doit_oci.rules.errors import UserError
@@ -48,6 +49,18 @@ class Options:
     load: bool = False  # --load: into a local runtime
     load_runtime: str = ""  # docker, podman, containerd[:ns], kind[:cluster]; "": the first found
     load_platform: Platform | None = None  # None: this machine's
+    locked: bool = False  # every registry base pinned in bases.lock, or stop at once
+    offline: bool = False  # no request at all: bases from the lock and the store
+    check: bool = False  # lock --check: say whether the lock is current, write nothing
+    all_platforms: bool = False  # --architectures all: the platforms the bases offer
+    # with all_platforms: output label (name[-variant]) -> what its registry bases offer
+    offered: tuple[tuple[str, tuple[Platform, ...]], ...] = ()
+    mirrors: tuple[Mirror, ...] = ()  # REGISTRY_MIRRORS, read before the registries
+
+    def offers(self, label: str, platform: Platform) -> bool:
+        """Whether the image ``label`` is built for ``platform`` as far as its bases go."""
+        found = dict(self.offered)
+        return label not in found or platform in found[label]
 
     @property
     def layer_compression(self) -> str:
@@ -184,6 +197,15 @@ def read_options(
     architectures = listed("architectures", "DOCKER_ARCHITECTURES")
     if architectures is None:
         architectures = tuple(str(p) for p in default_platforms) or ("linux/amd64",)
+    all_platforms = any(text.lower() == "all" for text in architectures)
+    if all_platforms and len(architectures) > 1:
+        raise UserError(
+            "--architectures all takes every platform the bases offer: name no other",
+            "options",
+            "write --architectures all, or name the platforms: linux/amd64,linux/arm64",
+        )
+    if all_platforms:
+        architectures = ("linux/amd64",)  # until the bases say which (rules.steps.platforms)
     for text in architectures:
         try:
             platform = Platform.parse(text)
@@ -251,6 +273,12 @@ def read_options(
             "options",
             "give one --architectures per machine, then run push_index with all of them",
         )
+    if all_platforms and platform_tags:
+        raise UserError(
+            "--platform-tags builds one platform per run, --architectures all every one",
+            "options",
+            "give one --architectures per machine with --platform-tags",
+        )
     cache_repo = (pick("cache_repo", "CACHE_REPO") or [""])[-1]
     if cache_repo:
         from doit_oci.rules.layercache import CacheRepo
@@ -260,10 +288,31 @@ def read_options(
         except ValueError as exc:
             raise UserError(str(exc), "options", "fix --cache-repo (or CACHE_REPO)") from None
     load, load_runtime, load_platform = _load(given, env)
+    offline = "offline" in given or env("OFFLINE") == "true"
+    for refused, flag in ((push, "--push"), (bool(cache_repo), "--cache-repo")):
+        if offline and refused:
+            raise UserError(
+                f"--offline makes no request: it cannot go with {flag}",
+                "options",
+                f"give --offline or {flag} (and OFFLINE, PUSH, CACHE_REPO), not both",
+            )
+    try:
+        mirrors = parse_mirrors(env("REGISTRY_MIRRORS") or "")
+    except ValueError as exc:
+        raise UserError(
+            str(exc),
+            "REGISTRY_MIRRORS",
+            "write REGISTRY_MIRRORS=docker.io=mirror.example.com,ghcr.io=other.example.com/ghcr",
+        ) from None
     return Options(
         load=load,
         load_runtime=load_runtime,
         load_platform=load_platform,
+        locked="locked" in given or env("LOCKED") == "true",
+        offline=offline,
+        check="check" in given,
+        all_platforms=all_platforms,
+        mirrors=mirrors,
         cache_repo=cache_repo,
         platform_tags=platform_tags,
         cache_dir=cache_dir_from(argv, environ),

@@ -8,7 +8,6 @@ plan file and line.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,10 +15,12 @@ from pathlib import Path
 
 import yaml
 
+from doit_oci.registry.mirror import Mirror, parse_mirror
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, split_repository
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.inputs import PLAN_LIMIT, read_text
+from doit_oci.rules.planyaml import Reader
 
 IMAGE_KEYS = (
     "name",
@@ -33,7 +34,7 @@ IMAGE_KEYS = (
     "args",
     "ignoreRuns",
 )
-PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs")
+PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs", "mirrors")
 
 # Go's os.Expand: ${NAME} (any text up to '}'), $NAME (letters, digits, '_'), and the
 # one-character shell names ($1, $$, $?, ...), all looked up; "${}" and an unclosed "${"
@@ -78,6 +79,7 @@ class Plan:
     args: tuple[tuple[str, str], ...] = ()
     ignore_runs: bool = False
     protected_hubs: tuple[str, ...] = ()  # pushed to only from CI (the env var CI set)
+    mirrors: tuple[Mirror, ...] = ()  # where bases are read first (mirrors:)
 
     def find(self, name: str) -> ImagePlan | None:
         for image in self.images:
@@ -123,86 +125,6 @@ def expand(text: str, variables: Mapping[str, str]) -> str:
         return variables.get(name, "")
 
     return _VARIABLE.sub(value, text)
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-class _Reader:
-    """Walks the YAML node tree, checking types, with the file and line in every error."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def where(self, node: yaml.Node) -> str:
-        return f"{self.path}:{_line(node)}"
-
-    def fail(self, node: yaml.Node, what: str, fix: str) -> UserError:
-        return UserError(what, self.where(node), fix)
-
-    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{what} is not a mapping", "write it as 'key: value' lines")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode):
-                raise self.fail(key, f"a key of {what} is not a string", "use plain keys")
-            if key.value in out:
-                raise self.fail(key, f"key {key.value!r} appears twice in {what}", "keep one")
-            out[key.value] = (key, value)
-        return out
-
-    def check_keys(
-        self,
-        entries: Mapping[str, tuple[yaml.Node, yaml.Node]],
-        allowed: tuple[str, ...],
-        what: str,
-    ) -> None:
-        for name, (key, _) in entries.items():
-            if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                fix = (
-                    f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
-                )
-                raise self.fail(key, f"unknown key {name!r} in {what}", fix)
-
-    def string(self, node: yaml.Node, what: str) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in (
-            "tag:yaml.org,2002:str",
-            "tag:yaml.org,2002:int",
-            "tag:yaml.org,2002:float",
-        ):
-            raise self.fail(node, f"{what} must be a string", "write a plain value")
-        text = str(node.value)
-        control = next((c for c in text if (c < " " and c != "\t") or c == "\x7f"), None)
-        if control is not None:
-            raise self.fail(
-                node,
-                f"{what} holds the control character U+{ord(control):04X}",
-                "remove it: no path, name or value of an image takes one",
-            )
-        return text
-
-    def boolean(self, node: yaml.Node, what: str) -> bool:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
-            raise self.fail(node, f"{what} must be true or false", "write true or false")
-        return bool(yaml.safe_load(node.value))
-
-    def strings(self, node: yaml.Node, what: str) -> list[tuple[yaml.Node, str]]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"{what} must be a list", "write one '- item' per line")
-        return [(item, self.string(item, f"an entry of {what}")) for item in node.value]
-
-    def string_map(self, node: yaml.Node, what: str) -> tuple[tuple[str, str], ...]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return ()
-        entries = self.mapping(node, what)
-        return tuple(
-            (name, self.string(value, f"{what}.{name}")) for name, (_, value) in entries.items()
-        )
 
 
 def _relative(path: Path, workspace: Path) -> str:
@@ -258,7 +180,7 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
         ) from None
     except yaml.YAMLError as exc:
         raise UserError(f"invalid YAML: {exc}", shown, "fix the YAML syntax") from None
-    reader = _Reader(shown)
+    reader = Reader(shown)
     if root is None:
         raise UserError("the plan is empty", shown, "list the images under 'images:'")
     top = reader.mapping(root, "the plan")
@@ -276,6 +198,7 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
         if "protectedHubs" in top
         else ()
     )
+    mirrors = _mirrors(reader, top["mirrors"][1]) if "mirrors" in top else ()
     images_node = top["images"][1]
     if not isinstance(images_node, yaml.SequenceNode):
         raise reader.fail(
@@ -293,10 +216,26 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
             )
         seen[image.name] = image.where
         images.append(image)
-    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected)
+    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected, mirrors)
 
 
-def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
+def _mirrors(reader: Reader, node: yaml.Node) -> tuple[Mirror, ...]:
+    """``mirrors: {docker.io: mirror.example.com, ghcr.io: [a.example.com, b.example.com/gh]}``"""
+    found: list[Mirror] = []
+    for registry, (_, value) in reader.mapping(node, "mirrors").items():
+        many = isinstance(value, yaml.SequenceNode)
+        what = f"mirrors.{registry}"
+        for item, text in (
+            reader.strings(value, what) if many else [(value, reader.string(value, what))]
+        ):
+            try:
+                found.append(parse_mirror(registry, text))
+            except ValueError as exc:
+                raise reader.fail(item, str(exc), "write registry: host[/prefix]") from None
+    return tuple(found)
+
+
+def _read_image(reader: Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
     entries = reader.mapping(node, "an image entry")
     where = reader.where(node)
     if "name" not in entries:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from doit_oci.registry.oci import Descriptor
 from doit_oci.registry.push import Destination
+from doit_oci.rules.errors import UserErrors
 from doit_oci.rules.graph import (
     SPEC_VERSION,
     Check,
@@ -28,7 +29,9 @@ from doit_oci.rules.graph import (
     task_params,
 )
 from doit_oci.rules.names import TaskName
+from doit_oci.rules.progress import say
 from doit_oci.rules.steps import layout, load, push, save
+from doit_oci.rules.steps import lock as locking
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
@@ -94,6 +97,12 @@ def _tasks(
     doit: Doit, run: Run, group: str, prefix: str, extra: Extra, everyone: Runs | None
 ) -> Iterator[TaskDict]:
     options = run.options
+    problems = locking.problems(run, group)
+    if problems:
+        raise UserErrors(problems)  # --locked, --offline: one line per base, before any work
+    warning = locking.unpinned_warning(run)
+    if warning:
+        say(f"warning: {warning}")
     yield from image_tasks_of(doit, run, prefix)
     pushes = list(output_pushes(run, prefix)) if options.push else []
     if options.push:

@@ -31,10 +31,11 @@ from doit_oci.rules.errors import UserError, os_error
 from doit_oci.rules.flags import DEFAULT_PLAN, HelpWanted, cache_dir_from, help_text
 from doit_oci.rules.globals import PROCESS
 from doit_oci.rules.graph import Doit, TaskDict, Work
-from doit_oci.rules.names import OPTION_TASKS, TaskName
+from doit_oci.rules.names import OPTION_TASKS, TaskName, names_step
 from doit_oci.rules.options import Options, read_options
 from doit_oci.rules.progress import say
 from doit_oci.rules.publish import Extra, build_tasks
+from doit_oci.rules.steps.platforms import every_platform
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Build, state_dir
 from doit_oci.rules.workspace import lock_workspace, stop_on_sigterm
@@ -206,7 +207,8 @@ def stop(exc: UserError) -> NoReturn:
     """A user's mistake found before any task runs (reading dodo.py, a plan, options):
     one line of the same form as a task's, ``error: ...``, and exit 1, the same code as a
     failed task, whichever way in found it. Nothing has been written yet."""
-    sys.stderr.write(f"error: {exc}\n")
+    for line in str(exc).splitlines():
+        sys.stderr.write(f"error: {line}\n")
     sys.stderr.flush()
     raise SystemExit(1)
 
@@ -261,7 +263,12 @@ def make_tasks(
     started = time.monotonic()
     stop_on_sigterm()
     try:
-        made = build(options())
+        chosen = options()
+        if any(names_step(word, "lock") for word in sys.argv[1:]):
+            chosen = replace(chosen, locked=False)  # `doit lock` is how a lock is made
+        if chosen.all_platforms:
+            chosen = every_platform(chosen, build, os.environ if environ is None else environ)
+        made = build(chosen)
     except HelpWanted as wanted:
         sys.stdout.write(help_text(wanted.task))
         raise SystemExit(0) from None

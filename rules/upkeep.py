@@ -1,4 +1,4 @@
-"""The housekeeping tasks: status, verify, gc, load and push_index, for one plan (under its
+"""The housekeeping tasks: status, verify, gc, load, lock and push_index, for one plan (under its
 prefix: ``oci.status``) and under their plain names over every plan of the process
 (``status``), in every way of use. No doit here (see rules.graph).
 
@@ -18,6 +18,7 @@ from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import Doit, TaskDict, task_params
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.steps import housekeeping, load, push, status
+from doit_oci.rules.steps import lock as locking
 from doit_oci.rules.steps.remote import verify_remote
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
@@ -77,6 +78,20 @@ def _load(runs: Runs) -> None:
         load.load_built(run)
 
 
+def _lock(runs: Runs, keep_others: bool) -> None:
+    every = runs()
+    check = any(run.options.check for run in every)
+    lines, stale = locking.lock(every, keep_others, check)
+    for line in lines:
+        print(line)
+    if stale:
+        raise UserError(
+            f"{', '.join(stale)} is not current",
+            "lock --check",
+            "run doit lock, review what moved and commit it",
+        )
+
+
 def _push_index(run: Run, output: Output) -> None:
     for line in push.push_index(run, output):
         print(f"pushed the index {line}")
@@ -119,6 +134,12 @@ def housekeeping_tasks(doit: Doit, runs: Runs, prefix: str, own: Run | None) -> 
             "load",
             "load what the last build made into a local runtime (nothing is built)",
             partial(_load, runs),
+        ),
+        (
+            "lock",
+            "pin the registry bases in bases.lock beside the plan (--check: say whether it is"
+            " current, write nothing)",
+            partial(_lock, runs, bool(prefix)),
         ),
     )
     for step, doc, work in commands:

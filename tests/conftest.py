@@ -72,6 +72,7 @@ E2E_MODULES = {
     "test_rules.py",
     "test_package.py",
     "test_load.py",
+    "test_locking.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example", "containerd"}
 

@@ -122,3 +122,134 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
             st = path.stat()
             out[str(path.relative_to(root))] = (st.st_mtime_ns, st.st_size, path.read_bytes())
     return out
+
+
+# -- small base images in a registry -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """An image pushed by ``push_base``: the digest its tag points at, and per platform
+    the manifest digest (``top`` is that manifest's when there is no index)."""
+
+    reference: str
+    top: str
+    manifests: dict[str, str]
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name in sorted({str(Path(path).parent) for path in files} - {"."}):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            archive.addfile(info)
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def push_base(
+    host: str,
+    repository: str,
+    tag: str,
+    platforms: tuple[str, ...] = ("linux/amd64",),
+    note: str = "",
+    attestation: bool = False,
+) -> Pushed:
+    """Push a small image (one layer: /etc/passwd and /srv/base.txt naming the platform and
+    ``note``) to ``host/repository:tag`` with plain HTTP requests: an index over
+    ``platforms`` when there are several (or an ``attestation`` entry, unknown/unknown, as
+    BuildKit adds), else one manifest. Independent of doit-oci's own client."""
+    import hashlib
+
+    import httpx
+
+    def digest(data: bytes) -> str:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def blob(data: bytes) -> dict[str, object]:
+        start = httpx.post(f"http://{host}/v2/{repository}/blobs/uploads/")
+        assert start.status_code == 202, start.text
+        location = str(httpx.URL(f"http://{host}").join(start.headers["location"]))
+        separator = "&" if "?" in location else "?"
+        done = httpx.put(f"{location}{separator}digest={digest(data)}", content=data)
+        assert done.status_code == 201, done.text
+        return {"digest": digest(data), "size": len(data)}
+
+    def manifest(document: dict[str, object], media_type: str, reference: str) -> str:
+        data = json.dumps(document, sort_keys=True).encode()
+        answer = httpx.put(
+            f"http://{host}/v2/{repository}/manifests/{reference}",
+            content=data,
+            headers={"Content-Type": media_type},
+        )
+        assert answer.status_code == 201, answer.text
+        return digest(data)
+
+    oci = "application/vnd.oci.image."
+    entries, manifests = [], {}
+    for platform in platforms:
+        os_name, arch = platform.split("/")[:2]
+        layer = _tar(
+            {
+                "etc/passwd": b"root:x:0:0::/:/bin/sh\nbase:x:1000:1000::/:/bin/sh\n",
+                "srv/base.txt": f"{platform} {note}\n".encode(),
+            }
+        )
+        config = json.dumps(
+            {
+                "architecture": arch,
+                "os": os_name,
+                "config": {"Env": ["PATH=/bin", f"BASE_NOTE={note}"]},
+                "rootfs": {"type": "layers", "diff_ids": [digest(layer)]},
+            }
+        ).encode()
+        document = {
+            "schemaVersion": 2,
+            "mediaType": oci + "manifest.v1+json",
+            "config": {"mediaType": oci + "config.v1+json", **blob(config)},
+            "layers": [{"mediaType": oci + "layer.v1.tar", **blob(layer)}],
+        }
+        data = json.dumps(document, sort_keys=True).encode()
+        manifests[platform] = manifest(document, oci + "manifest.v1+json", digest(data))
+        entries.append(
+            {
+                "mediaType": oci + "manifest.v1+json",
+                "digest": manifests[platform],
+                "size": len(data),
+                "platform": {"architecture": arch, "os": os_name},
+            }
+        )
+    if len(platforms) == 1 and not attestation:
+        top = manifest(document, oci + "manifest.v1+json", tag)
+        return Pushed(f"{host}/{repository}:{tag}", top, manifests)
+    if attestation:
+        statement = json.dumps({"predicateType": "https://spdx.dev/Document"}).encode()
+        document = {
+            "schemaVersion": 2,
+            "mediaType": oci + "manifest.v1+json",
+            "config": {"mediaType": oci + "config.v1+json", **blob(b"{}")},
+            "layers": [{"mediaType": "application/vnd.in-toto+json", **blob(statement)}],
+        }
+        data = json.dumps(document, sort_keys=True).encode()
+        entries.append(
+            {
+                "mediaType": oci + "manifest.v1+json",
+                "digest": manifest(document, oci + "manifest.v1+json", digest(data)),
+                "size": len(data),
+                "platform": {"architecture": "unknown", "os": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.digest": entries[0]["digest"],
+                    "vnd.docker.reference.type": "attestation-manifest",
+                },
+            }
+        )
+    index = {"schemaVersion": 2, "mediaType": oci + "index.v1+json", "manifests": entries}
+    top = manifest(index, oci + "index.v1+json", tag)
+    return Pushed(f"{host}/{repository}:{tag}", top, manifests)

@@ -131,8 +131,9 @@ def test_each_step_declares_what_it_reads_and_writes(workspace: Path) -> None:
 
 def test_a_prefix_goes_before_every_name_but_the_group(workspace: Path) -> None:
     tasks = tasks_of(workspace, prefix="oci.", scope="oci")
-    plain = {"group", "status", "gc", "verify", "push_index", "load"}  # over every plan
-    assert plain <= set(tasks) and {"oci.status", "oci.gc", "oci.push_index"} <= set(tasks)
+    plain = {"group", "status", "gc", "verify", "push_index", "load", "lock"}  # over every plan
+    assert plain <= set(tasks)
+    assert {"oci.status", "oci.gc", "oci.push_index", "oci.lock"} <= set(tasks)
     assert all(name.startswith("oci.") for name in set(tasks) - plain)
     assert tasks["oci.translate:app"]["task_dep"] == ["oci.make", "oci.translate:base"]
     assert tasks["oci.parse:app"]["targets"][0].endswith(

@@ -114,6 +114,9 @@ def test_every_option_has_a_flag_and_help() -> None:
         "load",
         "load-runtime",
         "load-platform",
+        "locked",
+        "offline",
+        "check",
     ]
     assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
 

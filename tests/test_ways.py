@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from registries import RunningRegistry
 from runtimes import RunningContainerd
-from support import Run
+from support import Run, push_base
 
 MAKEFILE = """\
 TARGET_OUT ?= $(CURDIR)/out/linux_amd64
@@ -260,6 +260,24 @@ def test_load_and_load_alone(built: Path, way: Way, containerd: RunningContainer
     alone = ok(doit(built, "load", f"--load-runtime=containerd:{way.name}-alone", env=env))
     assert alone.executed == ["load"]
     assert containerd.images(namespace=f"{way.name}-alone")[app] == names(built)["app:latest"]
+
+
+def test_a_lock_beside_the_plan_and_locked_offline_builds(
+    built: Path, way: Way, registry: RunningRegistry
+) -> None:
+    seed = push_base(registry.host, f"{way.name}/seed", "1")
+    (built / "docker/base.Dockerfile").write_text(
+        BASE.replace("FROM scratch", f"FROM {seed.reference}")
+    )
+    locked = ok(doit(built, "lock"))
+    lock = built / ("bases.lock" if way.name == "rules" else "plans/bases.lock")
+    assert f"lock: wrote {lock.relative_to(built)} (1 bases)" in locked.out
+    assert f"- reference: {seed.reference}\n  platforms:\n    linux/amd64: {seed.top}\n" in (
+        lock.read_text()
+    )
+    run = ok(doit(built, way.group, "--locked"))
+    assert way.task(f"base:{seed.reference}") in run.executed
+    assert ok(doit(built, way.group, "--offline")).executed == []
 
 
 def test_a_bad_input_is_one_line(built: Path, way: Way) -> None:

@@ -22,13 +22,15 @@ from doit_oci.registry.layout import Layout
 from doit_oci.registry.pull import ResolvedBase
 from doit_oci.registry.push import Origin
 from doit_oci.rules.basetree import read_tree
+from doit_oci.rules.errors import UserError
+from doit_oci.rules.lock import Pin, short
 from doit_oci.rules.steps.records import BaseRecord, ImageRecord, RecordError, TreeRecord
-from doit_oci.rules.steps.run import Run
+from doit_oci.rules.steps.run import Run, warn
 from doit_oci.rules.tree import Tree
 from doit_oci.rules.units import PlanImage, RegistryImage, Scratch, Unit
 
-if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
-    from doit_oci.registry.client import RegistryClient
+if TYPE_CHECKING:
+    from doit_oci.registry.pull import Reads
 
 CHUNK = 1 << 20
 
@@ -200,8 +202,8 @@ class RegistryBase:
             if layout.has_blob(layer.digest):
                 yield layer, _file_chunks(layout.blob_path(layer.digest))
             else:
-                client = self.run.clients.get(ref.registry)
-                yield layer, _blob_chunks(client, ref.path, layer.digest)
+                reads = self.run.reader(ref.registry)
+                yield layer, _blob_chunks(reads, ref.path, layer.digest)
 
     def roots(self) -> list[str]:
         try:
@@ -219,22 +221,43 @@ class RegistryBase:
 
     # -- the base step ----------------------------------------------------------------------
 
+    @property
+    def pin(self) -> Pin | None:
+        """What bases.lock pins it at, if it does."""
+        return self.run.pin(self.image.reference)
+
     def resolve(self) -> None:
         ref = self.reference
-        client = self.run.clients.get(ref.registry)
+        reads = self.run.reader(ref.registry)
         layout = self.run.layout
-        resolved = pull.resolve(client, ref, self.unit.platform, layout)
+        pin = self.pin
+        if pin is None and not ref.digest and self.run.lock is not None:
+            warn(
+                f"{ref} is not pinned in {self.run.lock_shown}: its tag is followed"
+                " (doit lock pins it)"
+            )
+        top = pin.digest if pin is not None else ""
+        resolved = pull.resolve(reads, ref, self.unit.platform, layout, top)
+        expected = pin.manifest_for(self.unit.platform) if pin is not None else ""
+        if expected and expected != resolved.manifest.digest:
+            raise UserError(
+                f"{ref} is pinned for {self.unit.platform} at {short(expected)}, and the"
+                f" {short(top)} it is pinned at holds {short(resolved.manifest.digest)}",
+                self.run.lock_shown,
+                "write the lock again with doit lock",
+            )
         if not self.run.options.push:
             # the layout holds whole images: bring the base's layers into the store once
             for layer in resolved.layers:
                 if not layout.has_blob(layer.digest):
-                    pull.fetch_blob(client, ref.path, layer, layout)
+                    pull.fetch_blob(reads, ref.path, layer, layout)
         BaseRecord(resolved).write(self.record)
         self.tree()  # read its layers' headers now, in this worker, once per digest
 
     def uptodate(self) -> bool:
-        """Resolved before, blobs at hand, and (for a tag) the tag still points there: a
-        HEAD request. A base pinned by digest is never asked for again."""
+        """Resolved before, blobs at hand, and what it names is still what was resolved:
+        the lock's digests when it is pinned (no request), else for a tag a HEAD request.
+        A base named by digest is never asked for again."""
         try:
             resolved = self.resolved()
         except (OSError, ValueError):
@@ -246,11 +269,14 @@ class RegistryBase:
             return False
         if not (self.tree_folder / "tree.json").is_file():
             return False
-        ref = self.reference
-        if ref.digest:
+        pin, ref = self.pin, self.reference
+        if pin is not None:
+            expected = pin.manifest_for(self.unit.platform) or resolved.manifest.digest
+            return resolved.top == pin.digest and resolved.manifest.digest == expected
+        if ref.digest or self.run.options.offline:
             return True
         try:
-            head = self.run.clients.get(ref.registry).head_manifest(ref.path, ref.identifier)
+            head = self.run.reader(ref.registry).head_manifest(ref.path, ref.identifier)
         except RegistryError:
             return False
         return head is not None and head.digest == resolved.top
@@ -262,8 +288,8 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _blob_chunks(client: RegistryClient, repository: str, digest: str) -> Iterator[bytes]:
-    with client.get_blob(repository, digest) as response:
+def _blob_chunks(reads: Reads, repository: str, digest: str) -> Iterator[bytes]:
+    with reads.get_blob(repository, digest) as response:
         yield from response.iter_bytes(CHUNK)
 
 

@@ -56,7 +56,9 @@ def upload(run: Run, descriptor: oci.Descriptor, where: Sequence[Destination]) -
     """Push an image (manifest or index) of the store to ``where``; the bytes uploaded."""
     where_blobs_are, hints = mount_hints(run)
     progress = Progress(progress_display(sys.stderr))
-    pusher = Pusher(run.layout, run.clients.get, where_blobs_are, hints, progress)
+    pusher = Pusher(
+        run.layout, run.clients.get, where_blobs_are, hints, progress, reader_for=run.reader
+    )
     uploaded = 0
     for destination in where:
         report = pusher.push(descriptor, destination)
