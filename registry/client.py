@@ -22,7 +22,7 @@ from doit_oci.registry import oci
 from doit_oci.registry.credentials import CredentialError, Credentials, load_credentials
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.session import Session, scope
-from doit_oci.registry.transport import RetryPolicy
+from doit_oci.registry.transport import RetryPolicy, Watcher
 from doit_oci.registry.upload import BlobSource as BlobSource  # what callers upload
 from doit_oci.registry.upload import Uploader
 
@@ -66,6 +66,7 @@ class RegistryClient:
         max_connections: int = 8,
         timeout: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
+        watch: Watcher | None = None,
     ) -> None:
         self.session = Session(
             registry,
@@ -76,10 +77,10 @@ class RegistryClient:
             max_connections=max_connections,
             timeout=timeout,
             on_retry=on_retry,
+            watch=watch,
         )
         self.uploads = Uploader(self.session, chunk_size)
-        self.registry = registry
-        self.base_url = self.session.base_url
+        self.registry, self.base_url = registry, self.session.base_url
 
     def close(self) -> None:
         self.session.close()
@@ -209,12 +210,14 @@ class Clients:
         policy: RetryPolicy | None = None,
         on_retry: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
+        watch: Watcher | None = None,
     ) -> None:
         self.environ = environ
         self.insecure = frozenset(insecure)
         self.policy = policy
         self.on_retry = on_retry
         self.transport = transport
+        self.watch = watch
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
         self._warned: set[Path] = set()  # docker configs warned about (readable by others)
@@ -238,6 +241,7 @@ class Clients:
                     policy=self.policy,
                     on_retry=self.on_retry,
                     transport=self.transport,
+                    watch=self.watch,
                 )
                 self._clients[registry] = client
             return client

@@ -8,6 +8,7 @@ output needs them whole (the OCI layout without a push).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -128,12 +129,19 @@ def resolve(
 
 
 def fetch_blob(
-    client: RegistryClient, repository: str, descriptor: oci.Descriptor, layout: Layout
+    client: RegistryClient,
+    repository: str,
+    descriptor: oci.Descriptor,
+    layout: Layout,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Stream a blob into the store, checking its digest; nothing is kept if it differs."""
+    """Stream a blob into the store, checking its digest; nothing is kept if it differs.
+    ``progress`` is told of each chunk received."""
     with layout.writer() as blob, client.get_blob(repository, descriptor.digest) as response:
         for data in response.iter_bytes(1 << 20):
             blob.write(data)
+            if progress is not None:
+                progress(len(data))
         try:
             blob.commit(expected=descriptor.digest)
         except ValueError as exc:

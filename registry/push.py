@@ -6,6 +6,7 @@ images sends no blob and no manifest.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -141,8 +142,13 @@ class Progress:
             self._show(done, total, time.monotonic() - self.started)
 
 
+# told of each blob of a push: (uploaded | mounted | present, the blob, where, seconds)
+BlobHook = Callable[[str, oci.Descriptor, "Destination", float], None]
+
+
 class Pusher:
-    """Pushes images of ``layout``; blobs it lacks come from ``origins`` (a base's repo)."""
+    """Pushes images of ``layout``; blobs it lacks come from ``origins`` (a base's repo).
+    ``on_blob`` is told what became of each blob."""
 
     def __init__(
         self,
@@ -152,6 +158,7 @@ class Pusher:
         hints: Mapping[str, Sequence[Origin]] | None = None,
         progress: Progress | None = None,
         parallel: int = 4,
+        on_blob: BlobHook | None = None,
     ) -> None:
         self.layout = layout
         self.client_for = client_for
@@ -159,6 +166,7 @@ class Pusher:
         self.hints = {digest: tuple(found) for digest, found in (hints or {}).items()}
         self.progress = progress or Progress()
         self.parallel = parallel
+        self.on_blob = on_blob
         self._known: dict[tuple[str, str], set[str]] = {}  # (registry, digest) -> repos
         self._lock = threading.Lock()
 
@@ -209,6 +217,7 @@ class Pusher:
         report: PushReport,
     ) -> None:
         registry, repository = destination.registry, destination.repository
+        started = time.monotonic()
         if client.blob_exists(repository, descriptor.digest):
             outcome = "present"
         else:
@@ -225,6 +234,8 @@ class Pusher:
             setattr(report, outcome, getattr(report, outcome) + 1)
             if outcome == "uploaded":
                 report.bytes_uploaded += descriptor.size
+        if self.on_blob is not None:
+            self.on_blob(outcome, descriptor, destination, time.monotonic() - started)
 
     def push(self, top: oci.Descriptor, destination: Destination) -> PushReport:
         """Push the image (manifest or index) ``top`` to ``destination`` and its tags."""
@@ -239,8 +250,16 @@ class Pusher:
         client = self.client_for(destination.registry)
         repository = destination.repository
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            # each blob in the caller's context (its trace span is the parent of theirs)
             futures = [
-                pool.submit(self._push_blob, client, destination, blob, report)
+                pool.submit(
+                    contextvars.copy_context().run,
+                    self._push_blob,
+                    client,
+                    destination,
+                    blob,
+                    report,
+                )
                 for blob in image.blobs
             ]
             for future in futures:

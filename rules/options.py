@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, check_hub, check_tag, is_loopback
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.flags import DEFAULT_PLAN, cache_dir_from, read_argv
+from doit_oci.rules.flags import (
+    DEFAULT_PLAN,
+    PROGRESS_MODES,
+    cache_dir_from,
+    progress_from,
+    read_argv,
+)
 from doit_oci.rules.layer import COMPRESSIONS
 
 
@@ -44,6 +50,7 @@ class Options:
     no_cache: bool = False
     prune_tags: bool = False
     qemu: bool = False
+    progress: str = "auto"  # auto, tty, plain or json (rules.display)
 
     @property
     def layer_compression(self) -> str:
@@ -224,7 +231,15 @@ def read_options(
             CacheRepo.parse(cache_repo)
         except ValueError as exc:
             raise UserError(str(exc), "options", "fix --cache-repo (or CACHE_REPO)") from None
+    progress = progress_from(argv, environ)
+    if progress not in PROGRESS_MODES:
+        raise UserError(
+            f"unknown progress mode {progress!r}",
+            "options",
+            f"choose one of {', '.join(PROGRESS_MODES)} (--progress or PROGRESS)",
+        )
     return Options(
+        progress=progress,
         cache_repo=cache_repo,
         platform_tags=platform_tags,
         cache_dir=cache_dir_from(argv, environ),

@@ -110,6 +110,7 @@ def test_every_option_has_a_flag_and_help() -> None:
         "prune-tags",
         "qemu",
         "insecure-registry",
+        "progress",
     ]
     assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
 

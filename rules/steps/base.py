@@ -20,8 +20,9 @@ from doit_oci.registry import oci, pull, reference
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
 from doit_oci.registry.pull import ResolvedBase
-from doit_oci.registry.push import Origin
+from doit_oci.registry.push import Origin, Progress
 from doit_oci.rules.basetree import read_tree
+from doit_oci.rules.progress import progress_events
 from doit_oci.rules.steps.records import BaseRecord, ImageRecord, RecordError, TreeRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.tree import Tree
@@ -226,9 +227,11 @@ class RegistryBase:
         resolved = pull.resolve(client, ref, self.unit.platform, layout)
         if not self.run.options.push:
             # the layout holds whole images: bring the base's layers into the store once
-            for layer in resolved.layers:
-                if not layout.has_blob(layer.digest):
-                    pull.fetch_blob(client, ref.path, layer, layout)
+            missing = [layer for layer in resolved.layers if not layout.has_blob(layer.digest)]
+            progress = Progress(progress_events("fetching"))
+            progress.expect(sum(layer.size for layer in missing))
+            for layer in missing:
+                pull.fetch_blob(client, ref.path, layer, layout, progress.advance)
         BaseRecord(resolved).write(self.record)
         self.tree()  # read its layers' headers now, in this worker, once per digest
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from doit_oci.registry.layout import Layout
+from doit_oci.rules import progress, telemetry
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.options import Options
-from doit_oci.rules.progress import say
 from doit_oci.rules.units import Build, Output, Unit
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # httpx and the client are imported only when a registry is u
 
 
 def warn(message: str) -> None:
-    say(f"warning: {message}")
+    progress.warn(message)
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +55,13 @@ class Run:
         from doit_oci.registry.transport import RetryPolicy
 
         policy = RetryPolicy(deadline=self.options.registry_deadline)
-        return Clients(self.environ, self.options.insecure, policy, on_retry=warn)
+        return Clients(
+            self.environ,
+            self.options.insecure,
+            policy,
+            on_retry=warn,
+            watch=telemetry.request_watch(),
+        )
 
     def unit(self, key: str) -> Unit:
         return self.build.unit(key)
