@@ -105,9 +105,9 @@ class LiveDisplay:
                 by_image.setdefault(running.image, []).append(running)
         rows = []
         for image, tasks in by_image.items():
-            steps = ", ".join(task.label for task in tasks)
+            steps = ", ".join(task.label for task in tasks if task.task != image)
             total = sum(task.total for task in tasks)
-            row = f"{image}  {steps}"
+            row = f"{image}  {steps}" if steps else image
             if total:
                 done = sum(task.done for task in tasks)
                 rate = sum(task.rate for task in tasks)

@@ -214,7 +214,9 @@ class Tracing:
         provider.add_span_processor(_Forwarder(batch))
         tracing = cls(endpoint, provider, batch, problems)
         started = started_ns or time.time_ns()
-        attributes = {"doit_oci.tasks": list(tasks)} if tasks else {}
+        attributes: dict[str, Value | list[str]] = {"process.pid": os.getpid()}
+        if tasks:
+            attributes["doit_oci.tasks"] = list(tasks)
         tracing.root = tracing.tracer.start_span(
             "doit-oci run", attributes=attributes, start_time=started
         )
@@ -227,7 +229,11 @@ class Tracing:
 
     @contextlib.contextmanager
     def task(self, name: str, attributes: Mapping[str, Value]) -> Iterator[_Handle]:
-        made = self.tracer.start_span(name, context=self.below_root(), attributes=attributes)
+        made = self.tracer.start_span(
+            name,
+            context=self.below_root(),
+            attributes={**attributes, "process.pid": os.getpid()},
+        )
         token = otel_context.attach(trace.set_span_in_context(made))
         try:
             yield _Handle(made)

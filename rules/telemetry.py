@@ -90,12 +90,9 @@ def start(
         return
     try:
         from doit_oci.rules import otel
-    except ImportError as exc:
-        name = getattr(exc, "name", None) or "opentelemetry"
-        warn(
-            f"no traces: {ENDPOINTS[1]} is set, but the OpenTelemetry SDK is not installed"
-            f" ({name} is missing); {EXTRA}"
-        )
+    except ImportError:
+        given = next(name for name in ENDPOINTS if environ.get(name))
+        warn(f"no traces: {given} is set, but the OpenTelemetry SDK is not installed: {EXTRA}")
         return
     PROCESS.telemetry = otel.Tracing.begin(endpoint(environ), started_ns, plan_seconds, tasks)
 
