@@ -55,6 +55,8 @@ E2E_MODULES = {
     "test_ways.py",
     "test_rules.py",
     "test_package.py",
+    "test_telemetry.py",
+    "test_progress_modes.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example"}
 

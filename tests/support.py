@@ -76,6 +76,9 @@ def doit(
         "ISTIO_DOCKER_QEMU",
         "COMPRESSION",
         "DEBUG_IMAGE",
+        "PROGRESS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     ):
         full_env.pop(name, None)
     full_env["PYTHONPATH"] = str(REPO)
