@@ -82,10 +82,24 @@ def atomic_file(path: Path, tmp_dir: Path | None = None) -> Iterator[IO[bytes]]:
     temp = TempFile(tmp_dir or path.parent, prefix=f".{path.name}.")
     try:
         yield temp.file
+        temp.file.flush()
+    except OSError as exc:
+        temp.discard()
+        raise named(exc, path) from None
     except BaseException:
         temp.discard()
         raise
-    temp.keep(path)
+    try:
+        temp.keep(path)
+    except OSError as exc:
+        raise named(exc, path) from None
+
+
+def named(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` when it names no file (a write's error names none)."""
+    if exc.filename:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Literal
 
 from doit_oci.registry import oci
-from doit_oci.registry.files import TempFile, remove_unless_locked, write_atomic
+from doit_oci.registry.files import TempFile, named, remove_unless_locked, write_atomic
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 
@@ -149,7 +149,10 @@ class BlobWriter:
 
     def write(self, data: bytes | memoryview) -> int:
         self._hash.update(data)
-        self._temp.file.write(data)
+        try:
+            self._temp.file.write(data)
+        except OSError as exc:
+            raise named(exc, self._layout.root) from None
         self.size += len(data)
         return len(data)
 
@@ -165,6 +168,9 @@ class BlobWriter:
             target = self._layout.blob_path(digest)
             target.parent.mkdir(parents=True, exist_ok=True)
             self._temp.keep(target)
+        except OSError as exc:
+            self.abort()
+            raise named(exc, self._layout.root) from None
         except BaseException:
             self.abort()
             raise

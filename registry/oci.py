@@ -37,6 +37,16 @@ _PLATFORM_PART = re.compile(r"[a-z0-9_-]+\Z")
 JSON = dict[str, Any]
 
 
+# the image-spec's grammar of org.opencontainers.image.ref.name (index.json's names)
+_REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+_REF_NAME = re.compile(rf"{_REF_COMPONENT}(?:/{_REF_COMPONENT})*\Z")
+
+
+def is_ref_name(text: str) -> bool:
+    """Whether ``text`` may name an image in an OCI layout's index.json."""
+    return _REF_NAME.match(text) is not None
+
+
 def canonical_json(document: Any) -> bytes:
     """The one byte form of a JSON document that we write and hash."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -78,6 +78,7 @@ class Reference:
 
 def split_repository(text: str) -> tuple[str, str]:
     """``host:5000/a/b`` -> (``host:5000``, ``a/b``); a bare path gets Docker Hub."""
+    refuse_secrets(text, "repository")
     first, sep, rest = text.partition("/")
     if sep and _looks_like_domain(first):
         if not _DOMAIN.match(first):
@@ -104,6 +105,7 @@ def split_repository(text: str) -> tuple[str, str]:
 
 def parse(text: str) -> Reference:
     """Parse and normalise ``text``; raises ReferenceError saying what is wrong."""
+    refuse_secrets(text, "image reference")
     if not text or text != text.strip():
         raise ReferenceError(f"invalid image reference {text!r}: empty or surrounded by spaces")
     name, at, digest = text.partition("@")
@@ -121,6 +123,37 @@ def parse(text: str) -> Reference:
     return Reference(registry, path, tag, digest)
 
 
+_CREDENTIALS = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<user>[^/@\s]+)@(?P<host>[^/@]+)(?P<rest>/.*)?\Z"
+)
+
+
+def secrets_removed(text: str) -> str:
+    """``text`` with a ``user:password@`` before a host shown as ``<credentials>@``."""
+    match = _CREDENTIALS.match(text)
+    if match is None or match["host"].startswith("sha256:"):  # name:tag@sha256:...
+        return text
+    host = match["host"]
+    domain = "." in host or ":" in host or host.startswith("localhost")
+    if ":" not in match["user"] and not (domain and match["rest"]):
+        return text  # user@host without a path: not what credentials look like
+    return f"{match['scheme'] or ''}<credentials>@{match['host']}{match['rest'] or ''}"
+
+
+def refuse_secrets(text: str, what: str) -> None:
+    """A hub, repository or reference with a scheme or credentials in it: refused, the
+    credentials never repeated."""
+    shown = secrets_removed(text)
+    if shown != text:
+        raise ReferenceError(
+            f"invalid {what} {shown!r}: credentials do not go in it; log in with"
+            " `docker login` (they are read from the docker config)"
+        )
+    scheme, sep, _ = text.partition("://")
+    if sep and "/" not in scheme:
+        raise ReferenceError(f"invalid {what} {text!r}: write it without {scheme}://")
+
+
 def check_hub(hub: str) -> str:
     """A hub is a registry and an optional path prefix, as in ``localhost:5000/istio``.
 
@@ -129,6 +162,7 @@ def check_hub(hub: str) -> str:
     text = hub.rstrip("/")
     if not text:
         raise ReferenceError("empty hub: give a registry such as localhost:5000 or gcr.io/org")
+    refuse_secrets(text, "hub")
     first, _, rest = text.partition("/")
     if _looks_like_domain(first):
         if not _DOMAIN.match(first):

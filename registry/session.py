@@ -142,8 +142,10 @@ class Session:
             return path
         return urljoin(self.base_url + "/", path)
 
-    def fail(self, repository: str, operation: str, detail: str, status: int = 0) -> RegistryError:
-        return RegistryError(self.registry, repository, operation, detail, status)
+    def fail(
+        self, repository: str, operation: str, detail: str, status: int = 0, fix: str = ""
+    ) -> RegistryError:
+        return RegistryError(self.registry, repository, operation, detail, status, fix)
 
     def send(
         self,
@@ -244,13 +246,22 @@ def no_answer(
         )
     if isinstance(exc, GaveUp):
         last = exc.last
+        origin = _origin(exc.request.url)
+        fix = unreachable(registry)
+        if origin != base_url:  # the token server the registry names, not the registry
+            fix = (
+                f"check that {origin}, the token server {registry} names, runs and is"
+                " reachable from here (REGISTRY_DEADLINE sets how long to retry)"
+            )
+        what = f"cannot reach {origin}"
+        if "too slowly" in str(last):
+            what = f"{origin} answered, but too slowly to finish"
         return RegistryError(
             registry,
             repository,
             operation,
-            f"cannot reach {_origin(exc.request.url)} ({type(last).__name__}: {last})"
-            f" after {exc.tries} tries",
-            fix=unreachable(registry),
+            f"{what} ({type(last).__name__}: {last}) after {exc.tries} tries",
+            fix=fix,
         )
     if refused_certificate(exc):
         return RegistryError(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -113,6 +113,28 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+MIN_RATE = 100_000  # bytes a second a streamed body must sustain, past the deadline
+
+
+class Watched(httpx.SyncByteStream):
+    """A body that must end by ``until`` (the clock's time): a registry that sends an
+    answer a byte a second is abandoned, as one that does not answer is."""
+
+    def __init__(self, inner: httpx.SyncByteStream, until: float, clock: Callable[[], float]):
+        self._inner = inner
+        self._until = until
+        self._clock = clock
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            if self._clock() > self._until:
+                raise httpx.ReadTimeout("the answer came too slowly: abandoned at the deadline")
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class GaveUp(httpx.TransportError):
     """Every try of a request failed in transit: ``last`` is the final error, ``tries`` how
     many there were."""
@@ -176,7 +198,7 @@ class RetryTransport(httpx.BaseTransport):
         while True:
             attempt += 1
             try:
-                response = self._try(request)
+                response = self._try(request, started + self.policy.deadline)
             except httpx.TransportError as exc:
                 if refused_certificate(exc):
                     raise  # trying again cannot make a certificate verify
@@ -207,8 +229,14 @@ class RetryTransport(httpx.BaseTransport):
                 watch.retrying(reason)
             self._sleep(wait)
 
-    def _try(self, request: httpx.Request) -> httpx.Response:
+    def _try(self, request: httpx.Request, until: float) -> httpx.Response:
+        """One try: the answer, its body read (within the deadline) unless the caller
+        streams it (then the body must come at a sustained rate: see Watched)."""
         response = self.inner.handle_request(request)
+        length = response.headers.get("content-length", "")
+        budget = until + (int(length) if length.isdigit() else 0) / MIN_RATE
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = Watched(response.stream, budget, self._clock)
         if not request.extensions.get(STREAM):
             try:
                 response.read()

@@ -167,6 +167,23 @@ class Uploader:
             ok=(201, 204),
         )
         self.session.check_digest(response, blob.digest, repository, "upload blob")
+        if not response.headers.get("docker-content-digest"):
+            # an answer with no digest to trust: ask whether the registry has the blob
+            head = self.session.request(
+                "HEAD",
+                f"/v2/{repository}/blobs/{blob.digest}",
+                repository,
+                f"check blob {blob.digest[:19]}",
+                scopes=(scope(repository, "pull"),),
+                allow=(404,),
+            )
+            if head.status_code != 200:
+                raise self.session.fail(
+                    repository,
+                    operation,
+                    "the registry acknowledged the blob but does not have it",
+                    fix="the registry lost what it took: push again, or ask who runs it",
+                )
 
     def monolithic(self, repository: str, blob: BlobSource) -> None:
         location, _ = self.start(repository)

@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from doit_oci.registry import reference
-from doit_oci.registry.oci import Platform
+from doit_oci.registry.oci import Platform, is_ref_name
 from doit_oci.rules.dockerfile.model import Dockerfile
 from doit_oci.rules.dockerfile.read import read_dockerfile
 from doit_oci.rules.dockerfile.stages import automatic_args, root_platform, select_chain
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.inputs import DOCKERFILE_LIMIT, read_text
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import ImagePlan, Plan, load_plan
 from doit_oci.rules.units import (
@@ -74,6 +75,19 @@ def _display(path: Path, workspace: Path) -> str:
         return str(path)
 
 
+def _check_names(output: Output, image: ImagePlan | None) -> None:
+    """Every name the layout gets for ``output`` in the OCI grammar too (Docker's allows
+    more: ``a__b``, ``a---b``, a tag starting with ``_``, which skopeo then refuses)."""
+    for name in output.ref_names:
+        if not is_ref_name(name):
+            raise UserError(
+                f"{name!r} would name an image in out/oci/index.json, which the OCI"
+                " image-spec's grammar does not allow",
+                image.where if image is not None else "options",
+                "use single '.', '_' or '-' between letters and digits in names and tags",
+            )
+
+
 def _swapped(typed: str, name: str) -> bool:
     """``bsae`` for ``base``: the same letters, two neighbours swapped (a typo, where one
     letter changed, ``bash`` for ``base``, may well name another image)."""
@@ -125,11 +139,12 @@ def load_build(
     def dockerfile(image: ImagePlan, plan: Plan) -> Dockerfile:
         path = image.dockerfile
         if path not in dockerfiles:
+            shown = _display(path, workspace)
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                text = read_text(path, "Dockerfile", shown, DOCKERFILE_LIMIT)
+            except FileNotFoundError:
                 raise UserError(
-                    f"cannot read the Dockerfile: {exc}", image.where, "check the file"
+                    f"the Dockerfile {shown} does not exist", image.where, "check the file"
                 ) from None
             dockerfiles[path] = read_dockerfile(
                 text,
@@ -238,7 +253,9 @@ def load_build(
                 if options.platform_tags:
                     tags = tuple(platform_tag(tag, plans[0].platform) for tag in tags)
                 also = double and variant == PRIMARY_VARIANT
-                outputs.append(Output(name, variant, tags, tuple(keys), also))
+                output = Output(name, variant, tags, tuple(keys), also)
+                _check_names(output, plans[0].find(name))
+                outputs.append(output)
     goals: list[tuple[Platform, tuple[str, ...]]] = []
     for plan in plans:
         platform_goals: list[str] = []

@@ -14,6 +14,7 @@ from doit_oci.rules.errors import UserError
 from doit_oci.rules.tree import FILE, HARDLINK, Entry, Tree
 
 _NUMBER = re.compile(r"[0-9]+")
+MAX_ID = 4294967294  # uid_t is 32 bits and 4294967295 is (uid_t)-1, "no id"
 
 
 @dataclass(frozen=True)
@@ -71,4 +72,12 @@ def parse_chown(
 
     uid, primary_gid = lookup(user, "etc/passwd")
     gid = lookup(group, "etc/group")[0] if has_group else primary_gid
+    for kind, number in (("user", uid), ("group", gid)):
+        if number > MAX_ID:
+            raise UserError(
+                f"{flag} {text!r}: the {kind} id {number} is past {MAX_ID}, the largest a"
+                " Linux id (and a runtime) takes",
+                where,
+                "use an id from 0 to 4294967294",
+            )
     return Owner(uid, gid)

@@ -21,7 +21,17 @@ from doit_oci.rules.chown import Owner, parse_chown
 from doit_oci.rules.context import Context, Node, display, find_sources
 from doit_oci.rules.dockerfile.model import CopyStep
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, Tree, image_path, parents
+from doit_oci.rules.tree import (
+    DIR,
+    FILE,
+    HARDLINK,
+    SYMLINK,
+    Entry,
+    LinkLoop,
+    Tree,
+    image_path,
+    parents,
+)
 
 DigestFn = Callable[[Path, os.stat_result], str]
 
@@ -34,6 +44,26 @@ def _read_entry(workspace: Path) -> Callable[[Entry], bytes]:
 
 
 def plan_copy(
+    step: CopyStep,
+    context: Context | None,
+    lower: Tree,
+    workspace: Path,
+    digest: DigestFn,
+) -> list[Entry]:
+    """The entries of the layer that ``step`` adds on top of ``lower`` (see _plan_copy);
+    a destination through a symlink loop of the image is refused, as buildah refuses it."""
+    try:
+        return _plan_copy(step, context, lower, workspace, digest)
+    except LinkLoop as loop:
+        raise UserError(
+            f"{step.keyword} goes through /{loop.path}, which runs into a symlink loop of the"
+            " image (a link to itself, or links that point at each other)",
+            step.where,
+            "copy to a path of the image that resolves",
+        ) from None
+
+
+def _plan_copy(
     step: CopyStep,
     context: Context | None,
     lower: Tree,

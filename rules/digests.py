@@ -123,7 +123,9 @@ class DigestCache:
             try:
                 row = self._connect().execute(sql, parameters).fetchone()
                 return None if row is None else tuple(row)
-            except sqlite3.OperationalError:
+            except (sqlite3.OperationalError, OverflowError):
+                # locked, full, or a time past what SQLite stores (a file dated after
+                # 2262 or before 1678: real file systems keep such times): not cached
                 return None
             except sqlite3.DatabaseError:
                 if not self._damaged():

@@ -32,16 +32,17 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from doit_oci.rules.golang import (
     BadPattern,
     clean,
     match_regex,
-    regexp_class,
-    regexp_escape,
     trim_space,
 )
+from doit_oci.rules.inputs import IGNORE_LIMIT, read_bytes
+from doit_oci.rules.nfa import Automaton, Item, Matcher, Regex, go_regex_atoms, item_of
 
 __all__ = ["DockerIgnore", "IgnoreError", "Pattern", "load"]
 
@@ -129,65 +130,6 @@ def _docker_translate(pattern: str) -> tuple[MatchKind, str]:
     return kind, "".join(out)
 
 
-# ------------------------------------------------------- Go regexp -> Python regexp
-
-
-@dataclass(frozen=True)
-class _Atom:
-    """One element of a translated expression, with what the prefix analysis needs."""
-
-    base: str
-    separator: bool = False  # an unquantified literal "/"
-    crosses: bool = False  # may match a "/" (so path components cannot be told apart)
-    quantifier: str = ""  # "", "*", "?", "*?" or "??"
-    repeatable: bool = True
-
-    @property
-    def regex(self) -> str:
-        return self.base + self.quantifier
-
-
-def _go_regex_atoms(body: str) -> list[_Atom]:
-    """Parse the Go expression patternmatcher would build into Python regex atoms."""
-    atoms: list[_Atom] = []
-    end = len(body)
-    pos = 0
-    while pos < end:
-        char = body[pos]
-        if char == "\\":
-            literal = regexp_escape(body, pos)
-            atoms.append(_Atom(re.escape(literal), separator=literal == "/"))
-            pos += 2
-        elif char == "[":
-            regex, pos = regexp_class(body, pos)
-            atoms.append(_Atom(regex, crosses=re.fullmatch(regex, "/") is not None))
-        elif body.startswith("(.*/)", pos):
-            atoms.append(_Atom("(?:.*/)", crosses=True))
-            pos += len("(.*/)")
-        elif char == ".":
-            atoms.append(_Atom(".", crosses=True))
-            pos += 1
-        elif char in "*?":
-            if not atoms or not atoms[-1].repeatable:
-                raise BadPattern(f"{char!r} has nothing to repeat")
-            last = atoms[-1]
-            if last.quantifier and (char != "?" or len(last.quantifier) > 1):
-                raise BadPattern("invalid nested repetition")
-            quantifier = last.quantifier + char  # a second "?" makes it non-greedy
-            atoms[-1] = _Atom(last.base, crosses=last.crosses, quantifier=quantifier)
-            pos += 1
-        elif char == "^":
-            atoms.append(_Atom("^", repeatable=False))
-            pos += 1
-        elif char in "()|$+{}":
-            # patternmatcher escapes these; a bare one cannot come out of its translation.
-            raise BadPattern(f"unexpected {char!r} in the translated expression")
-        else:
-            atoms.append(_Atom(re.escape(char), separator=char == "/"))
-            pos += 1
-    return atoms
-
-
 def _compile(regex: str) -> re.Pattern[str]:
     try:
         return re.compile(regex)
@@ -214,9 +156,9 @@ class Pattern:
     """How patternmatcher matches it: a plain comparison, prefix, suffix, or expression."""
     docker_regex: str = field(init=False, repr=False, compare=False)
     """The Go expression patternmatcher compiles for a ``regexp`` pattern, else ``""``."""
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
-    """The equivalent Python expression; it must match a whole path."""
-    head: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    regex: Matcher = field(init=False, repr=False, compare=False)
+    """What matches a whole path as the Go expression does, in linear time."""
+    head: tuple[Matcher, ...] = field(init=False, repr=False, compare=False)
     """Expressions the first path components of any match must each match in full."""
     bounded: bool = field(init=False, repr=False, compare=False)
     """True when a match has exactly ``len(head)`` components."""
@@ -237,7 +179,7 @@ class Pattern:
 
     def matches(self, path: str) -> bool:
         """Whether this pattern matches ``path`` itself (no parent-directory matching)."""
-        return self.regex.fullmatch(path) is not None
+        return self.regex.fullmatch(path)
 
     def matches_below(self, components: list[str]) -> bool:
         """Whether this pattern might match some path strictly below ``components``.
@@ -245,46 +187,48 @@ class Pattern:
         False is certain; True may be a false alarm.
         """
         for expr, component in zip(self.head, components, strict=False):
-            if expr.fullmatch(component) is None:
+            if not expr.fullmatch(component):
                 return False
         return not self.bounded or len(self.head) > len(components)
 
 
-def _literal_head(components: list[str]) -> tuple[re.Pattern[str], ...]:
-    return tuple(_compile(re.escape(component)) for component in components)
+def _literal_head(components: list[str]) -> tuple[Matcher, ...]:
+    return tuple(Regex(_compile(re.escape(component))) for component in components)
 
 
 def _python_form(
     text: str, kind: MatchKind, body: str
-) -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...], bool]:
-    """The Python expression, the component head, and whether matches are bounded."""
+) -> tuple[Matcher, tuple[Matcher, ...], bool]:
+    """What matches a whole path, what each first path component of a match must match,
+    and whether matches are bounded (have exactly as many components)."""
     if kind == "exact":
-        return _compile(re.escape(text)), _literal_head(text.split("/")), True
+        return Regex(_compile(re.escape(text))), _literal_head(text.split("/")), True
     if kind == "prefix":
         stem = text[:-2]  # strip the trailing "**"
         *dirs, partial = stem.split("/")
-        stem_head = (*_literal_head(dirs), _compile(re.escape(partial) + "[^/]*"))
-        return _compile(re.escape(stem) + "(?s:.*)"), stem_head, False
+        stem_head = (*_literal_head(dirs), Regex(_compile(re.escape(partial) + "[^/]*")))
+        return Regex(_compile(re.escape(stem) + "(?s:.*)")), stem_head, False
     if kind == "suffix":
         tail = text[2:]  # strip the leading "**"
         if tail.startswith("/"):
             either = f"(?s:.*){re.escape(tail)}|{re.escape(tail[1:])}"
         else:
             either = "(?s:.*)" + re.escape(tail)
-        return _compile(either), (), False
-    atoms = _go_regex_atoms(body)
-    whole = _compile("".join(atom.regex for atom in atoms))
-    head: list[re.Pattern[str]] = []
-    segment: list[str] = []
+        return Regex(_compile(either)), (), False
+    # an expression with several stars: a Python expression could backtrack exponentially
+    atoms = go_regex_atoms(body)
+    whole = Automaton.of([item_of(atom) for atom in atoms])
+    head: list[Matcher] = []
+    segment: list[Item] = []
     for atom in atoms:
         if atom.crosses:
             return whole, tuple(head), False
         if atom.separator:
-            head.append(_compile("".join(segment)))
+            head.append(Automaton.of(segment))
             segment = []
         else:
-            segment.append(atom.regex)
-    head.append(_compile("".join(segment)))
+            segment.append(item_of(atom))
+    head.append(Automaton.of(segment))
     return whole, tuple(head), True
 
 
@@ -387,8 +331,7 @@ def load(context_dir: str) -> DockerIgnore:
     """Read ``<context_dir>/.dockerignore``; an empty DockerIgnore when there is none."""
     path = os.path.join(context_dir, ".dockerignore")
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(Path(path), ".dockerignore", path, IGNORE_LIMIT)
     except FileNotFoundError:
         return DockerIgnore()
     try:

@@ -176,12 +176,19 @@ class ImageRow:
     uploaded: int  # bytes
     digest: str  # "" when not built
     seconds: float
-    failed: str = ""  # the task that failed, or ""
+    failed: str = ""  # the task of this image that failed, or ""
     plan: str = ""  # the plan's task prefix ("" for none)
+    blocked_by: str = ""  # not built: the first task of the run that failed, or ""
 
     def cells(self) -> tuple[str, str, str, str, str]:
-        digest = f"failed ({self.failed})" if self.failed else self.digest or "(not built)"
         layers = f"{self.built}/{self.cached}/{self.reused}"
+        if self.failed:
+            digest = f"failed ({self.failed})"
+        elif self.digest:
+            digest = self.digest
+        else:
+            digest = f"not built ({self.blocked_by} failed)" if self.blocked_by else "(not built)"
+            layers = "-"
         return (self.image, layers, size(self.uploaded), digest, f"{self.seconds:.2f}s")
 
 

@@ -108,6 +108,12 @@ OPTIONS = (
         "bool",
         "gc: also drop the names in out/oci/index.json that no plan of this run gives",
     ),
+    Option(
+        "remote",
+        "remote",
+        "bool",
+        "verify: also ask the registries for every pushed manifest, tag and blob",
+    ),
     Option("qemu", "qemu", "bool", "build images that need emulation", ("ISTIO_DOCKER_QEMU",)),
     Option(
         "insecure_registry",
@@ -115,6 +121,30 @@ OPTIONS = (
         "list",
         "a registry spoken to over plain HTTP (loopback ones always are)",
         ("INSECURE_REGISTRIES",),
+    ),
+    Option(
+        "load",
+        "load",
+        "bool",
+        "also load every image into a local runtime; LOAD may name the runtime",
+        ("LOAD",),
+    ),
+    Option(
+        "load_runtime",
+        "load-runtime",
+        "str",
+        "where --load loads: docker, podman, containerd[:namespace] or kind[:cluster]"
+        " (given on the command line, it implies --load)",
+        ("LOAD_RUNTIME",),
+        "the first that answers: docker, podman, containerd",
+    ),
+    Option(
+        "load_platform",
+        "load-platform",
+        "str",
+        "the platform --load loads, os/arch",
+        ("LOAD_PLATFORM",),
+        "this machine's",
     ),
     Option(
         "progress",

@@ -70,6 +70,10 @@ class CacheRepo:
         carries no tag or digest: the tags of the repository are the cache keys.
         """
         expected = "expected host[:port]/path such as 127.0.0.1:5000/team/cache"
+        try:
+            reference.refuse_secrets(text, "layer cache repository")
+        except reference.ReferenceError as exc:
+            raise ValueError(f"{exc}; {expected}") from None
         first, slash, rest = text.partition("/")
         if not text or text != text.strip():
             problem = "it is empty or surrounded by spaces"

@@ -5,6 +5,7 @@
     parse:hello, translate:hello       image:hello@linux_arm64
     layer:hello.0                      the first layer of hello
     push:hello, save:hello-distroless  an output (an image and variant, every platform)
+    load:hello                         an output's image of the platform to load
     registry:127.0.0.1:5000            the check before the first push to a registry
 
 ``<prefix>`` is what a dodo.py or a plan gave (``oci.``, ``docker.``), so that our tasks
@@ -16,9 +17,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # the steps whose tasks take time, in the order a build runs them (for the timing line)
-STEPS = ("make", "base", "parse", "translate", "layer", "image", "layout", "push", "save")
+STEPS = (
+    "make",
+    "base",
+    "parse",
+    "translate",
+    "layer",
+    "image",
+    "layout",
+    "push",
+    "save",
+    "load",
+)
 # the tasks that take the build's options on the command line
-OPTION_TASKS = ("status", "gc", "verify", "push_index")
+OPTION_TASKS = ("status", "gc", "verify", "push_index", "load")
 
 
 @dataclass(frozen=True)

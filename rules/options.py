@@ -49,7 +49,11 @@ class Options:
     no_clobber: bool = False
     no_cache: bool = False
     prune_tags: bool = False
+    remote: bool = False
     qemu: bool = False
+    load: bool = False  # --load: into a local runtime
+    load_runtime: str = ""  # docker, podman, containerd[:ns], kind[:cluster]; "": the first found
+    load_platform: Platform | None = None  # None: this machine's
     progress: str = "auto"  # auto, tty, plain or json (rules.display)
 
     @property
@@ -94,6 +98,37 @@ def _variants(given: Mapping[str, list[str]], env: Callable[[str], str | None]) 
     if not variants:
         raise UserError("no variant given", "options", "give --variants default,distroless")
     return tuple(variants)
+
+
+LOAD_RUNTIMES = ("docker", "podman", "containerd", "kind")
+
+
+def _load(
+    given: Mapping[str, list[str]], env: Callable[[str], str | None]
+) -> tuple[bool, str, Platform | None]:
+    """--load, --load-runtime (which implies it) and --load-platform; LOAD=true, or LOAD
+    naming a runtime, also loads."""
+    word = (env("LOAD") or "").strip()
+    runtime = (given.get("load_runtime") or [""])[-1] or env("LOAD_RUNTIME") or ""
+    load = "load" in given or "load_runtime" in given
+    if word and word not in ("false", "0"):
+        load = True
+        if word not in ("true", "1"):
+            runtime = runtime or word
+    kind, _, detail = runtime.partition(":")
+    if runtime and (kind not in LOAD_RUNTIMES or (kind in ("docker", "podman") and detail)):
+        raise UserError(
+            f"unknown runtime {runtime!r} to load into",
+            "options",
+            "give --load-runtime=docker, podman, containerd[:namespace] or kind[:cluster]"
+            " (or LOAD, LOAD_RUNTIME)",
+        )
+    text = (given.get("load_platform") or [""])[-1] or env("LOAD_PLATFORM") or ""
+    try:
+        platform = Platform.parse(text) if text else None
+    except ValueError as exc:
+        raise UserError(str(exc), "options", "write --load-platform linux/amd64") from None
+    return load, runtime, platform
 
 
 def read_options(
@@ -231,6 +266,7 @@ def read_options(
             CacheRepo.parse(cache_repo)
         except ValueError as exc:
             raise UserError(str(exc), "options", "fix --cache-repo (or CACHE_REPO)") from None
+    load, load_runtime, load_platform = _load(given, env)
     progress = progress_from(argv, environ)
     if progress not in PROGRESS_MODES:
         raise UserError(
@@ -240,6 +276,9 @@ def read_options(
         )
     return Options(
         progress=progress,
+        load=load,
+        load_runtime=load_runtime,
+        load_platform=load_platform,
         cache_repo=cache_repo,
         platform_tags=platform_tags,
         cache_dir=cache_dir_from(argv, environ),
@@ -248,6 +287,7 @@ def read_options(
         no_clobber="no_clobber" in given,
         no_cache="no_cache" in given,
         prune_tags="prune_tags" in given,
+        remote="remote" in given,
         qemu=qemu,
         push=push,
         insecure=insecure,

@@ -19,6 +19,7 @@ import yaml
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, split_repository
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.inputs import PLAN_LIMIT, read_text
 
 IMAGE_KEYS = (
     "name",
@@ -173,7 +174,15 @@ class _Reader:
             "tag:yaml.org,2002:float",
         ):
             raise self.fail(node, f"{what} must be a string", "write a plain value")
-        return str(node.value)
+        text = str(node.value)
+        control = next((c for c in text if (c < " " and c != "\t") or c == "\x7f"), None)
+        if control is not None:
+            raise self.fail(
+                node,
+                f"{what} holds the control character U+{ord(control):04X}",
+                "remove it: no path, name or value of an image takes one",
+            )
+        return text
 
     def boolean(self, node: yaml.Node, what: str) -> bool:
         if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
@@ -209,18 +218,28 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
     full = (workspace / path).resolve()
     shown = _relative(full, workspace)
     try:
-        raw = full.read_text(encoding="utf-8")
+        raw = read_text(full, "plan", shown, PLAN_LIMIT)
     except FileNotFoundError:
         raise UserError(
             "plan file not found",
             shown,
             "give an existing plan with --plan PATH or PLAN=PATH (relative to the workspace)",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the plan: {exc}", shown, "check the file") from None
     text = expand(raw, plan_variables(platform, workspace, environ))
+    if len(text) > PLAN_LIMIT:
+        raise UserError(
+            f"the plan is larger than {PLAN_LIMIT >> 20} MiB once its ${{VAR}} are expanded",
+            shown,
+            "check the variables it uses",
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise UserError(
+            "the plan nests lists or mappings too deeply to read",
+            shown,
+            "a plan is a mapping with an 'images:' list of mappings",
+        ) from None
     except yaml.MarkedYAMLError as exc:
         # the problem's line, unless the problem is the end of the file: then the line of
         # what was left open (a quote, a bracket...) is the one to look at

@@ -5,6 +5,7 @@ the housekeeping tasks, and the group task over a build. No doit here (see rules
     no-clobber          --no-clobber's check, before any push
     push:<image>        an image to every hub and tag (and where an oci_push of it says)
     save:<image>        its archives (--save; and where an oci_save of it says)
+    load:<image>        into a local runtime (--load)
     index:<image>       the multi-platform image of an oci_index, or push_index's join
     status, gc, verify, push_index
 """
@@ -18,9 +19,16 @@ from pathlib import Path
 
 from doit_oci.registry.oci import Descriptor
 from doit_oci.registry.push import Destination
-from doit_oci.rules.graph import SPEC_VERSION, Doit, TaskDict, image_tasks_of, task_params
+from doit_oci.rules.graph import (
+    SPEC_VERSION,
+    Check,
+    Doit,
+    TaskDict,
+    image_tasks_of,
+    task_params,
+)
 from doit_oci.rules.names import TaskName
-from doit_oci.rules.steps import layout, push, save
+from doit_oci.rules.steps import layout, load, push, save
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
@@ -95,6 +103,10 @@ def _tasks(
         yield save_task(doit, run, str(TaskName("save", spec.label, prefix=prefix)), spec)
     yield from extra.indexes
     grouped += [task["basename"] for task in extra.indexes]
+    if options.load:
+        for output in run.build.outputs:
+            grouped.append(str(TaskName("load", output.label, prefix=prefix)))
+            yield load_task(doit, run, grouped[-1], output)
     if prefix:
         yield from housekeeping_tasks(doit, partial(_one, run), prefix, run)
     if everyone is not None:
@@ -102,7 +114,8 @@ def _tasks(
     yield {
         "basename": group,
         "doc": "build the images into the OCI image layout out/oci"
-        + (" and push them" if options.push else ""),
+        + (" and push them" if options.push else "")
+        + (" and load them" if options.load else ""),
         "actions": None,
         "task_dep": [str(TaskName("layout", prefix=prefix)), *grouped],
         "params": task_params(options.plan),
@@ -236,4 +249,24 @@ def save_task(doit: Doit, run: Run, name: str, spec: SaveTask) -> TaskDict:
             )
         ],
         "clean": True,
+    }
+
+
+# -- loads ---------------------------------------------------------------------------------
+
+
+def load_task(doit: Doit, run: Run, name: str, output: Output) -> TaskDict:
+    """An image into a local runtime: up to date when the runtime holds it under every
+    name (one query), whatever doit remembers."""
+    unit = load.unit_of(run, output)
+    return {
+        "basename": name,
+        "doc": f"load {output.label} ({unit.platform}) into a local runtime",
+        "actions": [doit.action(partial(load.load, run, output))],
+        "file_dep": [str(unit.image_record)],
+        "targets": [str(load.record_path(run, output.label))],
+        "uptodate": [
+            Check("the runtime holds it under every name", partial(load.uptodate, run, output))
+        ],
+        "verbosity": 2,
     }

@@ -93,12 +93,12 @@ def _row(
             uploaded = PushRecord.read(record_path(run, output.label)).uploaded_bytes
         except (OSError, ValueError):
             uploaded = 0
-    digest = ""
+    digest = blocked = ""
     if not broken:
         try:
             digest = image_descriptor(run, output).digest
         except (OSError, ValueError):
-            digest = ""
+            blocked = min(failed, default="")
     return ImageRow(
         output.label,
         rebuilt,
@@ -109,6 +109,7 @@ def _row(
         round(spent, 3),
         broken,
         prefix,
+        blocked,
     )
 
 

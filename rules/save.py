@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +47,9 @@ GZIP_LEVEL = 1  # gzip --fast, as Istio's builder compresses its saved images
 
 IMAGE_NAME = "io.containerd.image.name"  # the full name annotation docker save writes
 
-# the OCI image-spec grammar of org.opencontainers.image.ref.name
-_REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
-_REF_NAME = re.compile(rf"{_REF_COMPONENT}(?:/{_REF_COMPONENT})*\Z")
-
 
 @dataclass(frozen=True)
-class _Tag:
+class Tag:
     familiar: str  # as docker writes it in RepoTags: "pilot:1.0", "gcr.io/istio/pilot:1.0"
     full: str  # "docker.io/library/pilot:1.0"
     repository: str  # familiar name without the tag
@@ -95,7 +90,7 @@ def write_docker_archive(
     """
     if not 0 <= gzip_level <= 9:
         raise SaveError(f"gzip level {gzip_level} is out of range; use 0 (none) to 9 (best)")
-    tags = _repo_tags(repo_tags)
+    tags = docker_tags(repo_tags)
     image = read_manifest(layout, manifest, "")
     config_bytes = read_blob(layout, image.config, "config", f"image {manifest.digest}")
     try:
@@ -113,7 +108,7 @@ def write_docker_archive(
         require(layout, descriptor, "layer", f"image {manifest.digest}")
     with scratch(layout) as folder:
         layers = uncompressed_layers(layout, manifest, image, config.diff_ids, folder)
-        members = _docker_members(image.config, config_bytes, config, layers, tags)
+        members = docker_members(image.config, config_bytes, config, layers, tags)
         with atomic(path) as out:
             gz = gzip.GzipFile(
                 filename="", mode="wb", compresslevel=gzip_level, fileobj=out, mtime=0
@@ -127,7 +122,7 @@ def write_oci_archive(
 ) -> None:
     """Write ``descriptor`` (a manifest, or an index with every platform's image) as a tar of
     an OCI image layout at ``path``, named ``ref_name`` in its ``index.json``."""
-    if not _REF_NAME.match(ref_name):
+    if not oci.is_ref_name(ref_name):
         raise SaveError(
             f"invalid OCI ref name {ref_name!r}: use letters and digits joined by one of"
             " '-._:@+' or '--', in '/'-separated parts, such as 'pilot:1.0'"
@@ -168,8 +163,8 @@ def alias(path: Path, alias_path: Path) -> None:
 # -- the docker archive --------------------------------------------------------------------
 
 
-def _repo_tags(repo_tags: Sequence[str]) -> list[_Tag]:
-    tags: dict[str, _Tag] = {}
+def docker_tags(repo_tags: Sequence[str]) -> list[Tag]:
+    tags: dict[str, Tag] = {}
     for text in repo_tags:
         try:
             reference = parse(text)
@@ -180,7 +175,7 @@ def _repo_tags(repo_tags: Sequence[str]) -> list[_Tag]:
         repository = reference.repository
         if reference.registry == DEFAULT_REGISTRY:
             repository = reference.path.removeprefix("library/")
-        tag = _Tag(f"{repository}:{reference.tag}", str(reference), repository, reference.tag)
+        tag = Tag(f"{repository}:{reference.tag}", str(reference), repository, reference.tag)
         tags.setdefault(tag.familiar, tag)
     return list(tags.values())
 
@@ -189,12 +184,12 @@ def _json_line(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def _docker_members(
+def docker_members(
     config_descriptor: oci.Descriptor,
     config_bytes: bytes,
     config: oci.ImageConfig,
     layers: Sequence[Layer],
-    tags: Sequence[_Tag],
+    tags: Sequence[Tag],
 ) -> list[Member]:
     config_name = blob_name(config_descriptor.digest)
     members: dict[str, Member] = {

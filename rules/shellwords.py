@@ -38,39 +38,46 @@ def check_escape(escape: str) -> None:
 
 
 class _Words:
-    """Collects the words of ``ProcessWords`` as characters arrive."""
+    """Collects the words of ``ProcessWords`` as characters arrive (in lists: time linear
+    in what arrives, however long a variable's value is)."""
 
     def __init__(self) -> None:
         self.words: list[str] = []
-        self.word = ""
+        self.parts: list[str] = []
+        self.in_word = False
+
+    def _end_word(self) -> None:
+        self.words.append("".join(self.parts))
+        self.parts = []
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         """An unquoted character: whitespace ends a non-empty word and is dropped."""
         if not is_space(ch):
             self.add_raw_char(ch)
-        elif self.in_word and self.word:
-            self.words.append(self.word)
-            self.word = ""
-            self.in_word = False
+        elif self.in_word and any(self.parts):
+            self._end_word()
 
     def add_raw_char(self, ch: str) -> None:
-        self.word += ch
+        self.parts.append(ch)
         self.in_word = True
 
     def add_string(self, text: str) -> None:
+        if not any(is_space(ch) for ch in text):
+            if text:  # (an empty string adds nothing, not even an empty word)
+                self.add_raw_string(text)
+            return
         for ch in text:
             self.add_char(ch)
 
     def add_raw_string(self, text: str) -> None:
-        self.word += text
+        if text:
+            self.parts.append(text)
         self.in_word = True
 
     def finish(self) -> list[str]:
-        if self.word:
-            self.words.append(self.word)
-            self.word = ""
-            self.in_word = False
+        if any(self.parts):
+            self._end_word()
         return self.words
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -78,24 +78,39 @@ def member_header(member: Member, size: int) -> bytes:
 
 def write_tar(out: Sink, members: Sequence[Member]) -> None:
     """The members as a tar, sorted by name, each file streamed and checked."""
+    for chunk in tar_chunks(members):
+        out.write(chunk)
+
+
+def tar_chunks(members: Sequence[Member]) -> Iterator[bytes]:
+    """The tar of ``members`` as it is made, in pieces of at most ``CHUNK`` bytes: for a
+    pipe or a request body that reads the archive while it is written, never whole."""
     written = 0
     for member in sorted(members, key=lambda m: m.name):
         if member.source is not None:
-            written += write_file(out, member, member.source)
+            for chunk in file_chunks(member, member.source):
+                written += len(chunk)
+                yield chunk
             continue
         data = member.data or b""
-        written += out.write(member_header(member, len(data)))
+        head = member_header(member, len(data))
+        written += len(head)
+        yield head
         if data:
-            written += out.write(data + padding(len(data)))
+            data += padding(len(data))
+            written += len(data)
+            yield data
     end = b"\0" * (2 * BLOCK)
-    written += out.write(end)
-    out.write(padding(written, RECORD))
+    written += len(end)
+    yield end + padding(written, RECORD)
 
 
-def write_file(out: Sink, member: Member, source: Path) -> int:
+def file_chunks(member: Member, source: Path) -> Iterator[bytes]:
+    """A file's header, its bytes (checked against ``member.digest`` when it has one: the
+    last piece comes only once they matched) and its padding."""
     with open(source, "rb") as stream:
         size = os.fstat(stream.fileno()).st_size
-        written = out.write(member_header(member, size))
+        yield member_header(member, size)
         hashed = hashlib.sha256() if member.digest else None
         left = size
         while left:
@@ -104,13 +119,17 @@ def write_file(out: Sink, member: Member, source: Path) -> int:
                 raise TarError(f"{source} shrank while it was being saved; save again")
             if hashed is not None:
                 hashed.update(chunk)
-            written += out.write(chunk)
             left -= len(chunk)
+            if left:
+                yield chunk
+            else:
+                last = chunk
     if hashed is not None and "sha256:" + hashed.hexdigest() != member.digest:
         raise TarError(
             f"blob {member.digest} ({source}) does not match its digest; delete it and rebuild"
         )
-    return written + out.write(padding(size))
+    if size:
+        yield last + padding(size)
 
 
 def padding(size: int, unit: int = BLOCK) -> bytes:

@@ -9,6 +9,7 @@ dicts themselves are made by rules.graph and rules.publish from what ``DOIT`` gi
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, NoReturn
 
 from doit.dependency import FileChangedChecker
 from doit.exceptions import TaskFailed
+from doit.globals import Globals
 from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
@@ -130,6 +132,7 @@ class Reporter(ConsoleReporter):
         self.durations: dict[str, float] = {}  # task -> seconds, for the tasks that ran
         self.failed: set[str] = set()
         self._selected: list[str] = []
+        self._said: set[str] = set()
         self._pending = ""  # a line of doit's own, until its end
         self.mode = PROCESS.mode = display.progress_mode()
 
@@ -176,7 +179,10 @@ class Reporter(ConsoleReporter):
         message = fail.message if isinstance(fail, TaskFailed) else ""
         if message.startswith(_FAILED_MARK):
             self.failures.append({"task": task, "exception": fail, "ours": True})
-            emit(ErrorEvent(message[len(_FAILED_MARK) :], task.name))
+            text = message[len(_FAILED_MARK) :]
+            if text not in self._said:  # the same cause failing several tasks: one line
+                self._said.add(text)
+                emit(ErrorEvent(text, task.name))
         else:
             emit(ErrorEvent(f"{fail.get_name()} - taskid:{task.name}", task.name))
             super().add_failure(task, fail)
@@ -271,6 +277,11 @@ def stop(exc: UserError) -> NoReturn:
     one line of the same form as a task's, ``error: ...``, and exit 1, the same code as a
     failed task, whichever way in found it. Nothing has been written yet."""
     emit(ErrorEvent(str(exc)))
+    hub, PROCESS.hub = PROCESS.hub, None
+    if hub is not None:  # found when doit saves its state: shown before the exit
+        hub.close()
+        hub.display.close()
+        telemetry.finish(False)
     raise SystemExit(1)
 
 
@@ -284,6 +295,30 @@ def tasks_taking_options(group: str, prefix: str, more: Sequence[str] = ()) -> t
 def _every_run() -> list[Run]:
     """The runs of every task creator of this process (all of them, once tasks run)."""
     return [made.run for made in PROCESS.runs if isinstance(made, report.Made)]
+
+
+def _guard_the_state() -> None:
+    """doit saves its state when a run ends; a full disk there must be one line, not a
+    traceback of doit's own (what finished is built again by the next run)."""
+    manager = Globals.dep_manager
+    if manager is None or getattr(manager, "doit_oci_guarded", False):
+        return
+    close = manager.close
+
+    def guarded() -> None:
+        try:
+            close()
+        except (sqlite3.Error, OSError) as exc:
+            stop(
+                UserError(
+                    f"doit's state could not be saved ({exc})",
+                    str(getattr(manager.backend, "name", "") or "the doit database"),
+                    "free some space and run again: what finished is made again",
+                )
+            )
+
+    manager.close = guarded
+    manager.doit_oci_guarded = True
 
 
 def make_tasks(
@@ -309,6 +344,7 @@ def make_tasks(
     except UserError as exc:
         stop(exc)
     lock_workspace(made, sys.argv[1:])
+    _guard_the_state()
     run = Run(made, os.environ if environ is None else environ)
     everyone = None
     if not PROCESS.housekeeping_given:

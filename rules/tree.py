@@ -57,6 +57,15 @@ def parents(path: str) -> Iterator[str]:
         yield "/".join(parts[:end])
 
 
+class LinkLoop(ValueError):
+    """A path of the image that runs through more symlinks than a kernel follows (40):
+    a loop, or a link to itself."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 class Tree:
     """Path -> entry for everything an image holds; later layers replace earlier entries."""
 
@@ -97,12 +106,9 @@ class Tree:
                 continue
             current = "/".join([*done, part])
             entry = self._entries.get(current)
-            if (
-                (parts or follow_last)
-                and entry is not None
-                and entry.kind == SYMLINK
-                and hops < limit
-            ):
+            if (parts or follow_last) and entry is not None and entry.kind == SYMLINK:
+                if hops >= limit:
+                    raise LinkLoop(path)
                 hops += 1
                 target = entry.link
                 base = [] if target.startswith("/") else done
@@ -114,7 +120,10 @@ class Tree:
 
     def is_dir(self, path: str) -> bool:
         """Whether ``path`` is a directory, following symlinks (the last one too)."""
-        real = self.realpath(path)
+        try:
+            real = self.realpath(path)
+        except LinkLoop:
+            return False
         if real == "":
             return True
         entry = self._entries.get(real)

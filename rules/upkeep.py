@@ -1,4 +1,4 @@
-"""The housekeeping tasks: status, verify, gc and push_index, for one plan (under its
+"""The housekeeping tasks: status, verify, gc, load and push_index, for one plan (under its
 prefix: ``oci.status``) and under their plain names over every plan of the process
 (``status``), in every way of use. No doit here (see rules.graph).
 
@@ -18,7 +18,8 @@ from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import Doit, TaskDict, task_params
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.progress import tell
-from doit_oci.rules.steps import housekeeping, push, status
+from doit_oci.rules.steps import housekeeping, load, push, status
+from doit_oci.rules.steps.remote import verify_remote
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
 
@@ -54,12 +55,27 @@ def _verify(runs: Runs) -> None:
                 "verify",
                 "run the build again: it makes them again",
             )
+        if sharing[0].options.remote:
+            lines, gone = verify_remote(sharing[0])
+            for line in lines:
+                tell(line)
+            if gone:
+                raise UserError(
+                    f"{gone} manifests, tags or blobs pushed are missing from their registries",
+                    "verify --remote",
+                    "push again: what is missing is sent again",
+                )
 
 
 def _gc(runs: Runs) -> None:
     for sharing in _by_layout(runs()).values():
         for line in housekeeping.gc(sharing):
             tell(line)
+
+
+def _load(runs: Runs) -> None:
+    for run in runs():
+        load.load_built(run)
 
 
 def _push_index(run: Run, output: Output) -> None:
@@ -81,7 +97,7 @@ def command_task(
 
 
 def housekeeping_tasks(doit: Doit, runs: Runs, prefix: str, own: Run | None) -> Iterator[TaskDict]:
-    """status, verify, gc and push_index over ``runs``; ``own`` is the run whose
+    """status, verify, gc, load and push_index over ``runs``; ``own`` is the run whose
     push_index joins are tasks of their own (``index:<image>``)."""
     plan = own.options.plan if own is not None else ""
     commands: tuple[tuple[str, str, Callable[[], object]], ...] = (
@@ -99,6 +115,11 @@ def housekeeping_tasks(doit: Doit, runs: Runs, prefix: str, own: Run | None) -> 
             "gc",
             "remove from the content store what no name and no record needs",
             partial(_gc, runs),
+        ),
+        (
+            "load",
+            "load what the last build made into a local runtime (nothing is built)",
+            partial(_load, runs),
         ),
     )
     for step, doc, work in commands:

@@ -4,12 +4,15 @@ doit's own finish does, and the leftovers of runs that were killed.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -25,6 +28,55 @@ def database(build: Build) -> Path:
     if build.options.cache_dir:
         return build.state / "doit.db"
     return build.workspace / ".doit.db"
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a forked worker: die when the parent does (a ``kill -9`` of doit, the OOM
+    killer), and do not hold the workspace lock (only the parent holds it)."""
+    if PROCESS.lock is not None:
+        with contextlib.suppress(OSError):
+            PROCESS.lock.close()  # this copy only: the parent's lock stays
+        PROCESS.lock = None
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above: follow it
+        os._exit(1)
+
+
+def _owner_gone(text: str) -> int:
+    """The pid the lock file names, when that process no longer exists (else 0)."""
+    words = text.split()
+    if len(words) != 2 or words[0] != "pid" or not words[1].isdigit():
+        return 0
+    pid = int(words[1])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return pid
+    except PermissionError:
+        return 0
+    return 0
+
+
+def _holders(path: Path) -> list[int]:
+    """The processes that have ``path`` open (from /proc), this one left out."""
+    target = os.stat(path)
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        if int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    st = fd.stat()
+                    if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                        found.append(int(entry.name))
+                        break
+    return found
 
 
 def lock_workspace(build: Build, argv: Sequence[str]) -> None:
@@ -44,13 +96,27 @@ def lock_workspace(build: Build, argv: Sequence[str]) -> None:
     except BlockingIOError:
         handle.seek(0)
         other = handle.read().strip() or "another doit"
-        sys.stderr.write(f"waiting: another run ({other}) is building in {build.workspace}\n")
+        gone = _owner_gone(other)
+        if gone:
+            # its workers outlived it (a run of an older doit-oci, killed with -9): they
+            # hold the lock for nobody; they are stopped, and the lock taken over
+            left = _holders(Path(f"{path}.lock"))
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            sys.stderr.write(
+                f"taking over the lock of a run (pid {gone}) that is gone"
+                f" (stopped what it left: {', '.join(map(str, left)) or 'nothing'})\n"
+            )
+        else:
+            sys.stderr.write(f"waiting: another run ({other}) is building in {build.workspace}\n")
         fcntl.flock(handle, fcntl.LOCK_EX)
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")
     handle.flush()
     PROCESS.lock = handle
+    os.register_at_fork(after_in_child=partial(_die_with_parent, os.getpid()))
 
 
 def stop_on_sigterm() -> None:

@@ -1,13 +1,16 @@
-"""Fixtures: workspaces holding the bundled example, a real registry. The helpers they
-use are in support.py."""
+"""Fixtures: workspaces holding the bundled example, a real registry, a real containerd.
+The helpers they use are in support.py."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from registries import RunningRegistry, open_registry
+from runtimes import RunningContainerd, containerd_daemon
 from support import copy_example, doit
 
 
@@ -36,6 +39,19 @@ def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
 # Tests that run doit, a registry, skopeo, umoci or buildah: `pytest -m "not e2e"` runs the
 # rest (the unit tests) in seconds. A module is e2e as a whole, or a test is because it
 # takes one of the fixtures that start something.
+@pytest.fixture(scope="session")
+def containerd() -> Iterator[RunningContainerd]:
+    """The containerd that docker.io brings, on a private socket (its path kept short)."""
+    if not shutil.which("containerd"):
+        pytest.skip("needs containerd (.ci/install --test brings docker.io)")
+    root = Path(tempfile.mkdtemp(prefix="ctd-", dir="/tmp"))
+    try:
+        with containerd_daemon(root) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 E2E_MODULES = {
     "test_bad_inputs.py",
     "test_buildah.py",
@@ -55,10 +71,11 @@ E2E_MODULES = {
     "test_ways.py",
     "test_rules.py",
     "test_package.py",
+    "test_load.py",
     "test_telemetry.py",
     "test_progress_modes.py",
 }
-E2E_FIXTURES = {"registry", "example", "built_example"}
+E2E_FIXTURES = {"registry", "example", "built_example", "containerd"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -327,3 +327,45 @@ def test_a_web_server_that_is_no_registry_is_named_so(tmp_path: Path) -> None:
         f"{host}: log in failed: http://{host} is not an OCI registry (GET /v2/ answered 404);"
         " check the hub: it must name a registry (host[:port], then a path)"
     )
+
+
+def test_an_answer_dripping_a_byte_at_a_time_is_abandoned_at_the_deadline() -> None:
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}'
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", oci.MANIFEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    started = time.monotonic()
+    try:
+        with (
+            RegistryClient(host, policy=RetryPolicy(deadline=2, attempts=2)) as client,
+            pytest.raises(RegistryError) as caught,
+        ):
+            client.get_manifest("team/app", "1.0")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 5  # the body alone would take 8 s a try
+    assert "the answer came too slowly" in str(caught.value)
+    assert str(caught.value).startswith(
+        f"{host}/team/app: get manifest 1.0 failed: http://{host} answered, but too slowly"
+    )

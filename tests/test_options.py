@@ -108,8 +108,12 @@ def test_every_option_has_a_flag_and_help() -> None:
         "no-clobber",
         "no-cache",
         "prune-tags",
+        "remote",
         "qemu",
         "insecure-registry",
+        "load",
+        "load-runtime",
+        "load-platform",
         "progress",
     ]
     assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
@@ -296,8 +300,8 @@ def test_a_realistic_command_line() -> None:
         (
             [],
             {"HUB": "http://localhost:5000"},
-            "options: invalid hub 'http://localhost:5000': 'http:' is not a registry host such as"
-            " localhost:5000 or gcr.io; fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
+            "options: invalid hub 'http://localhost:5000': write it without http://;"
+            " fix --hub/--tag (or HUB, HUBS, TAG, TAGS)",
         ),
         (
             ["--architectures", "linux"],
@@ -512,3 +516,39 @@ def test_help_after_a_task_shows_its_options_from_the_one_table() -> None:
         assert option.default in option.help
     assert "--plan=VALUE" in text and "(env PLAN; default plans/images.yaml)" in text
     assert "--push " in text and "--push=VALUE" not in text
+
+
+def test_load_options() -> None:
+    assert not read_options([TASK], {}).load
+    plain = read_options([TASK, "--load"], {})
+    assert plain.load and plain.load_runtime == "" and plain.load_platform is None
+    chosen = read_options([TASK, "--load-runtime=kind:dev"], {})
+    assert chosen.load and chosen.load_runtime == "kind:dev"  # naming a runtime loads
+    quiet = read_options([TASK], {"LOAD_RUNTIME": "podman"})
+    assert not quiet.load and quiet.load_runtime == "podman"  # the environment only chooses
+    named = read_options([TASK], {"LOAD": "containerd:ns1", "LOAD_PLATFORM": "linux/arm64"})
+    assert named.load and named.load_runtime == "containerd:ns1"
+    assert str(named.load_platform) == "linux/arm64"
+    assert read_options([TASK], {"LOAD": "true"}).load_runtime == ""
+    assert not read_options([TASK], {"LOAD": "false"}).load
+    flag_wins = read_options([TASK, "--load-runtime", "docker"], {"LOAD": "podman"})
+    assert flag_wins.load_runtime == "docker"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (
+            [TASK, "--load-runtime=dockerd"],
+            {},
+            "options: unknown runtime 'dockerd' to load into; give --load-runtime=docker,"
+            " podman, containerd[:namespace] or kind[:cluster] (or LOAD, LOAD_RUNTIME)",
+        ),
+        ([TASK], {"LOAD": "docker:x"}, "unknown runtime 'docker:x' to load into"),
+        ([TASK, "--load", "--load-platform", "arm64"], {}, "write --load-platform linux/amd64"),
+    ],
+)
+def test_load_option_errors(argv: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        read_options(argv, env)
+    assert message in str(caught.value)

@@ -923,20 +923,43 @@ def test_unreadable_plan_file(tmp_path: Path) -> None:
     (tmp_path / "plans" / "bin.yaml").write_bytes(b"\xff\xfe")
     with pytest.raises(UserError) as caught:
         load_plan("plans/bin.yaml", AMD64, tmp_path, {})
-    assert str(caught.value) == (
-        "plans/bin.yaml: cannot read the plan: 'utf-8' codec can't decode byte 0xff in"
-        " position 0: invalid start byte; check the file"
-    )
+    assert str(caught.value) == "plans/bin.yaml: the plan is not UTF-8 (byte 0); save it as UTF-8"
 
 
 def test_a_directory_is_no_plan(tmp_path: Path) -> None:
     (tmp_path / "plans").mkdir()
     with pytest.raises(UserError) as caught:
         load_plan("plans", AMD64, tmp_path, {})
-    assert str(caught.value) == (
-        f"plans: cannot read the plan: [Errno 21] Is a directory: '{tmp_path}/plans';"
-        " check the file"
-    )
+    assert str(caught.value) == "plans: the plan is a directory, not a file; name the plan file"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge", "nested"])
+def test_a_plan_that_is_no_plan_file_is_one_line_at_once(tmp_path: Path, kind: str) -> None:
+    import os
+    import time
+
+    (tmp_path / "plans").mkdir()
+    path = tmp_path / "plans" / "x.yaml"
+    expected = {
+        "fifo": "plans/x.yaml: the plan is a FIFO, not a file; name the plan file",
+        "device": "dev/zero",
+        "huge": "plans/x.yaml: the plan is larger than 4 MiB, the most doit-oci reads",
+        "nested": "plans/x.yaml: the plan nests lists or mappings too deeply to read",
+    }[kind]
+    name = "plans/x.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody writes: reading it would block forever
+    elif kind == "device":
+        name = "/dev/zero"  # reading it would never end
+    elif kind == "huge":
+        path.write_text("images: []\n" + "#" * (5 << 20))
+    else:
+        path.write_text("images: " + "[" * 500 + "]" * 500 + "\n")  # 1 kB
+    started = time.monotonic()
+    with pytest.raises(UserError) as caught:
+        load_plan(name, AMD64, tmp_path, {})
+    assert time.monotonic() - started < 2
+    assert expected in str(caught.value)
 
 
 def test_the_example_block_is_not_checked(tmp_path: Path) -> None:

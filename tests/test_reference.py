@@ -11,6 +11,7 @@ from doit_oci.registry.reference import (
     check_tag,
     is_valid_tag,
     parse,
+    secrets_removed,
     split_repository,
 )
 
@@ -165,7 +166,12 @@ def test_parse_valid(
         ),
         (f"@sha256:{A64}", "'' names no repository"),
         ("localhost:5000/", "'localhost:5000/' names no repository"),
-        ("http://x/y", "invalid registry host 'http:' in 'http://x/y'"),
+        ("http://x/y", "invalid image reference 'http://x/y': write it without http://"),
+        (
+            "user:secret@gcr.io/x/y",
+            "invalid image reference '<credentials>@gcr.io/x/y': credentials do not go in it;"
+            " log in with `docker login` (they are read from the docker config)",
+        ),
         ("exa_mple.com/foo", "invalid registry host 'exa_mple.com' in 'exa_mple.com/foo'"),
         ("-bad.com/foo", "invalid registry host '-bad.com' in '-bad.com/foo'"),
         ("a" * 250 + "/b", f"repository name '{'a' * 250}/b' is longer than 255 characters"),
@@ -272,8 +278,17 @@ def test_check_hub_valid(hub: str, expected: str) -> None:
         ("/", "empty hub: give a registry such as localhost:5000 or gcr.io/org"),
         (
             "http://localhost:5000",
-            "invalid hub 'http://localhost:5000': 'http:' is not a registry host such as"
-            " localhost:5000 or gcr.io",
+            "invalid hub 'http://localhost:5000': write it without http://",
+        ),
+        (
+            "user:pw@host/x",
+            "invalid hub '<credentials>@host/x': credentials do not go in it; log in with"
+            " `docker login` (they are read from the docker config)",
+        ),
+        (
+            "https://user:pw@host.io/x",
+            "invalid hub 'https://<credentials>@host.io/x': credentials do not go in it; log in"
+            " with `docker login` (they are read from the docker config)",
         ),
         (
             "bad_host.com/x",
@@ -314,3 +329,24 @@ def test_a_valid_hub_makes_valid_references(hub: str) -> None:
     ref = parse(f"{check_hub(hub)}/pilot:1.0")
     assert ref.tag == "1.0"
     assert ref.path.endswith("pilot")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alpine@sha256:" + "a" * 64,
+        "alpine:3.19@sha256:" + "b" * 64,
+        "gcr.io/x/y@sha256:" + "c" * 64,
+    ],
+)
+def test_a_digest_is_no_credential(text: str) -> None:
+    assert secrets_removed(text) == text
+    assert parse(text).digest
+
+
+def test_no_message_repeats_a_password() -> None:
+    for text in ("user:hunter2@host/x", "https://u:hunter2@h.io/x", "u:hunter2@localhost:5000/a"):
+        for check in (check_hub, parse, split_repository):
+            with pytest.raises(ReferenceError) as caught:
+                check(text)
+            assert "hunter2" not in str(caught.value)

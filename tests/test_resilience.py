@@ -301,6 +301,28 @@ def test_two_runs_at_once_in_one_workspace(example: Path) -> None:
     assert_whole_layout(example)
 
 
+def test_a_full_disk_under_the_whole_workspace_is_one_line_per_cause(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        workspace = big_workspace(disk / "ws", 1)  # the sources fit, their layers do not
+        run = doit(workspace, "build_images")
+        assert run.code != 0 and "Traceback" not in run.text, run.text
+        errors = [x for x in run.err.splitlines() if x.startswith("error:")]
+        assert errors and len(errors) == len(set(errors)), run.err  # each cause once
+        assert all(" No space left on device" in x or "could not be saved" in x for x in errors)
+        assert all(x.startswith(f"error: {disk}") or "doit.db" in x for x in errors), errors
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_a_full_disk_while_writing_a_layer(tmp_path: Path) -> None:
     workspace = big_workspace(tmp_path / "ws", 6)
     cache = tmp_path / "small-disk"
@@ -316,7 +338,7 @@ def test_a_full_disk_while_writing_a_layer(tmp_path: Path) -> None:
         run = doit(workspace, "build_images", "--cache-dir", str(cache))
         assert run.code != 0 and "Traceback" not in run.text
         (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
-        assert "No space left on device" in line
+        assert line.startswith(f"error: {cache}/oci: No space left on device"), line  # named
         assert "free some space there, or put the state elsewhere with --cache-dir" in line
         leftovers = [p for p in (cache / "tmp").rglob("*")] if (cache / "tmp").exists() else []
         assert leftovers == []  # the half-written blob is gone
@@ -439,3 +461,129 @@ def test_secrets_are_never_printed_nor_written(example: Path, tmp_path: Path, sc
             assert value not in data, path
     for value in secrets:
         assert value.decode() not in run.text
+
+
+def test_a_token_server_that_cannot_be_reached_is_named(example: Path, tmp_path: Path) -> None:
+    with token_registry(tmp_path / "token", token_faults=True) as registry:
+        proxy = registry.token_faults
+        assert proxy is not None
+        proxy.add(Fault("reset", path_contains="/token", times=1000))
+        run = doit(
+            example,
+            "build_images",
+            "--push",
+            "--hub",
+            f"{registry.host}/t",
+            "--targets",
+            "hello",
+            env={"REGISTRY_DEADLINE": "3"},
+        )
+        assert run.code == 1 and "Traceback" not in run.text
+        (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
+        # the registry answered every GET /v2/: the realm is the host that is down
+        assert f"cannot reach http://{proxy.host}" in line, line
+        assert f"check that http://{proxy.host}, the token server {registry.host} names" in line
+
+
+def test_a_blob_acknowledged_but_not_kept_fails_the_push(example: Path, tmp_path: Path) -> None:
+    with open_registry(tmp_path / "reg") as registry, fault_proxy(registry.host) as proxy:
+        # the registry's answer to the last PUT of an upload, without the blob behind it
+        proxy.add(Fault("status", status=201, method="PUT", path_contains="/blobs/uploads/"))
+        run = doit(
+            example, "build_images", "--push", "--hub", f"{proxy.host}/t", "--targets", "base"
+        )
+        assert run.code == 1 and "Traceback" not in run.text
+        (line,) = [x for x in run.err.splitlines() if x.startswith("error:")]
+        assert "the registry acknowledged the blob but does not have it" in line
+        again = doit(
+            example, "build_images", "--push", "--hub", f"{proxy.host}/t", "--targets", "base"
+        )
+        assert again.code == 0, again.text  # nothing was recorded as pushed: sent again
+
+
+def test_verify_remote_finds_what_a_registry_lost_and_the_next_push_repairs_it(
+    example: Path, tmp_path: Path
+) -> None:
+    with open_registry(tmp_path / "reg") as registry:
+        hub = f"{registry.host}/t"
+        assert doit(example, "build_images", "--push", "--hub", hub, "--targets", "hello").code == 0
+        assert "every pushed image is whole" in doit(example, "verify", "--remote").out
+        manifest = json.loads(
+            (example / "out/oci/blobs/sha256" / index_of(example)["hello:latest"][7:]).read_text()
+        )
+        lost = manifest["layers"][-1]["digest"]
+        link = registry.root / "storage/docker/registry/v2/repositories/t/hello/_layers"
+        (link / "sha256" / lost[7:] / "link").unlink()  # the registry loses it
+        nothing = doit(example, "build_images", "--push", "--hub", hub, "--targets", "hello")
+        assert nothing.executed == []  # doit's state says pushed: no request
+        found = doit(example, "verify", "--remote")
+        assert found.code == 1 and "Traceback" not in found.text
+        assert f"verify: blob {lost} of {hub}/hello:latest is missing from {hub}/hello" in found.out
+        assert "push again: what is missing is sent again" in found.err
+        before = len(registry.access_log())
+        repaired = doit(example, "build_images", "--push", "--hub", hub, "--targets", "hello")
+        assert repaired.code == 0 and "push:hello" in repaired.executed
+        log = registry.access_log()[before:]
+        sent = [e.query for e in log if e.method == "PUT" and "digest=" in e.query]
+        assert len(sent) == 1 and sent[0].endswith(f"digest={lost.replace(':', '%3A')}"), sent
+        assert "every pushed image is whole" in doit(example, "verify", "--remote").out
+
+
+def test_kill_9_of_doit_alone_frees_the_workspace_for_the_next_run(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "plans").mkdir(parents=True)
+    (workspace / "dodo.py").write_text((REPO / "dodo.py").read_text())
+    (workspace / "Makefile").write_text("$(TARGET_OUT)/slow:\n\tsleep 30\n")
+    (workspace / "slow.Dockerfile").write_text("FROM scratch\nCOPY slow /slow\n")
+    (workspace / "plans/images.yaml").write_text(
+        "images:\n- name: slow\n  dockerfile: slow.Dockerfile\n  targets: ['${TARGET_OUT}/slow']\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doit", "build_images"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while (
+        time.monotonic() < deadline
+        and not subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, check=False).stdout
+    ):
+        time.sleep(0.1)  # make runs in a worker: the run is under way
+    process.kill()  # SIGKILL to the main process alone
+    process.wait()
+    time.sleep(0.5)
+    (workspace / "Makefile").write_text("$(TARGET_OUT)/slow:\n\tmkdir -p $(@D) && touch $@\n")
+    started = time.monotonic()
+    run = doit(workspace, "build_images", timeout=60)
+    assert run.code == 0, run.text
+    assert "waiting: another run" not in run.err  # its workers died with it
+    assert time.monotonic() - started < 20
+    subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+
+
+def test_a_lock_held_for_a_run_that_is_gone_is_taken_over(tmp_path: Path) -> None:
+    workspace = copy_example(tmp_path / "ws")
+    lock = workspace / ".doit.db.lock"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"pid {dead.pid}\n")
+    # what an older run's orphaned worker did: it holds the lock for nobody
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+');"
+            " fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    run = doit(workspace, "build_images", timeout=60)
+    assert run.code == 0, run.text
+    assert f"taking over the lock of a run (pid {dead.pid}) that is gone" in run.err
+    assert holder.wait(timeout=10) != 0  # stopped

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from registries import RunningRegistry
+from runtimes import RunningContainerd
 from support import Run
 
 MAKEFILE = """\
@@ -260,6 +261,19 @@ def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -
         check=True,
     )
     assert [m["platform"]["architecture"] for m in json.loads(raw.stdout)["manifests"]] == ["amd64"]
+
+
+def test_load_and_load_alone(built: Path, way: Way, containerd: RunningContainerd) -> None:
+    env = containerd.env
+    loaded = ok(doit(built, way.group, f"--load-runtime=containerd:{way.name}", env=env))
+    assert way.task("load:app") in loaded.executed
+    app = "docker.io/library/app:latest"
+    assert containerd.images(namespace=way.name)[app] == names(built)["app:latest"]
+    again = ok(doit(built, way.group, f"--load-runtime=containerd:{way.name}", env=env))
+    assert again.executed == []
+    alone = ok(doit(built, "load", f"--load-runtime=containerd:{way.name}-alone", env=env))
+    assert alone.executed == ["load"]
+    assert containerd.images(namespace=f"{way.name}-alone")[app] == names(built)["app:latest"]
 
 
 def test_a_bad_input_is_one_line(built: Path, way: Way) -> None:

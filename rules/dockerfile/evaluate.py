@@ -18,6 +18,7 @@ from types import MappingProxyType
 from doit_oci.registry.oci import ContainerConfig, ImageConfig
 from doit_oci.rules.dockerfile.forms import (
     arg_words,
+    check_path,
     check_source,
     exec_form,
     is_signal,
@@ -161,7 +162,9 @@ def _workdir(state: _State, ins: Instruction, scope: dict[str, str]) -> None:
     path = expand_in(ins, ins.value.strip(), scope, state.escape)
     if not path:
         raise ins.fail("WORKDIR is empty", "write WORKDIR /path")
+    check_path(ins, path, "the WORKDIR")
     state.workdir = _absolute(state.workdir, path)
+    check_path(ins, state.workdir, "the WORKDIR")
     state.pending_dirs.append(state.workdir)
     state.pending_users.append(state.user)
     state.pending_where = ins.where
@@ -354,10 +357,13 @@ def _copy_step(ins: Instruction, scope: Mapping[str, str], state: _State) -> Cop
         check_source(ins, source)
         if not source:
             raise _empty_source(ins, arg, scope, state)
+        check_path(ins, source, f"the source {source[:40]!r}")
     if not dest:
         raise ins.fail(f"{ins.keyword} has an empty destination", "name a path in the image")
+    check_path(ins, dest, "the destination")
     dest_is_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
     full = _absolute(state.workdir, dest)
+    check_path(ins, full, "the destination")
     chmod: int | None = None
     if "chmod" in flags:
         text = expand_in(ins, flags["chmod"], scope, escape)

@@ -123,3 +123,19 @@ def ports(ins: Instruction, text: str) -> list[str]:
     if not first <= last <= 65535:
         raise ins.fail(f"invalid port range {text!r}", "ports go from 0 to 65535, low to high")
     return [f"{port}/{proto}" for port in range(first, last + 1)]
+
+
+PATH_MAX = 4096  # Linux's: no runtime makes a longer path
+NAME_MAX = 255
+
+
+def check_path(ins: Instruction, path: str, what: str) -> None:
+    """A path of the image (or of the context) that a file system can hold."""
+    if len(path.encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise ins.fail(f"{what} is longer than {PATH_MAX} bytes", "name a shorter path")
+    longest = max(path.split("/"), key=len)
+    if len(longest.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise ins.fail(
+            f"{what} has a name longer than {NAME_MAX} bytes ({longest[:20]}...)",
+            "name a shorter file",
+        )

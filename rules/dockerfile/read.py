@@ -209,6 +209,12 @@ def _read_from(ins: Instruction, stages: Sequence[Stage]) -> tuple[str, str, str
 
 def _check(ins: Instruction, ignore_runs: bool, escape: str) -> None:
     """What can be checked before expansion: forms, flags and numbers of arguments."""
+    control = next((c for c in ins.value if (c < " " and c != "\t") or c == "\x7f"), None)
+    if control is not None:
+        raise ins.fail(
+            f"{ins.keyword} holds the control character U+{ord(control):04X}",
+            "remove it: no file name or value in an image takes one",
+        )
     keyword = ins.keyword
     if keyword == "RUN" and not ignore_runs:
         raise ins.fail(

@@ -47,12 +47,21 @@ def automatic_args(platform: Platform, build_platform: Platform | None = None) -
     }
 
 
+VALUE_LIMIT = 1 << 20  # the longest value a variable may expand to
+
+
 def expand_in(ins: Instruction, word: str, env: Mapping[str, str], escape: str) -> str:
     """``word`` expanded in ``env`` (one word); a bad reference is the instruction's error."""
     try:
-        return expand_word(word, env, escape)
+        value = expand_word(word, env, escape)
     except ExpandError as exc:
         raise ins.fail(str(exc), "fix the variable reference") from None
+    if len(value) > VALUE_LIMIT:  # ${A}${A} ... doubles at each ENV: bounded here
+        raise ins.fail(
+            f"{ins.keyword} expands to more than {VALUE_LIMIT >> 20} MiB",
+            "check the variables it uses",
+        )
+    return value
 
 
 def arg_value(

@@ -22,6 +22,7 @@ from doit_oci.rules.units import Build, Output, Unit
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
     from doit_oci.registry.client import Clients
+    from doit_oci.registry.runtimes import Runtime
 
 
 def warn(message: str) -> None:
@@ -62,6 +63,13 @@ class Run:
             on_retry=warn,
             watch=telemetry.request_watch(),
         )
+
+    @cached_property
+    def runtimes(self) -> list[Runtime]:
+        """Where --load loads (one per node of a kind cluster), found when first asked."""
+        from doit_oci.registry.runtimes import find_runtimes
+
+        return find_runtimes(self.options.load_runtime, self.environ)
 
     def unit(self, key: str) -> Unit:
         return self.build.unit(key)
