@@ -22,7 +22,7 @@ from doit_oci.registry import oci
 from doit_oci.registry.credentials import CredentialError, Credentials, load_credentials
 from doit_oci.registry.errors import DigestMismatch, RegistryError
 from doit_oci.registry.session import Session, scope
-from doit_oci.registry.transport import RetryPolicy
+from doit_oci.registry.transport import RetryPolicy, Watcher
 from doit_oci.registry.upload import BlobSource as BlobSource  # what callers upload
 from doit_oci.registry.upload import Uploader
 
@@ -50,10 +50,8 @@ def read_manifest(
 
 class RegistryClient:
     """Talks to one registry. Thread safe: requests share a bounded connection pool.
-
     ``transport`` replaces the one that sends the bytes (tests give an
-    ``httpx.MockTransport``); retries and authentication stay above it.
-    """
+    ``httpx.MockTransport``); retries and authentication stay above it."""
 
     def __init__(
         self,
@@ -67,6 +65,7 @@ class RegistryClient:
         max_connections: int = 8,
         timeout: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
+        watch: Watcher | None = None,
     ) -> None:
         self.session = Session(
             registry,
@@ -77,10 +76,10 @@ class RegistryClient:
             max_connections=max_connections,
             timeout=timeout,
             on_retry=on_retry,
+            watch=watch,
         )
         self.uploads = Uploader(self.session, chunk_size)
-        self.registry = registry
-        self.base_url = self.session.base_url
+        self.registry, self.base_url = registry, self.session.base_url
 
     def close(self) -> None:
         self.session.close()
@@ -213,6 +212,7 @@ class Clients:
         on_retry: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
         offline: bool = False,
+        watch: Watcher | None = None,
     ) -> None:
         self.offline = offline
         self.environ = environ
@@ -220,6 +220,7 @@ class Clients:
         self.policy = policy
         self.on_retry = on_retry
         self.transport = transport
+        self.watch = watch
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
         self._warned: set[Path] = set()  # docker configs warned about (readable by others)
@@ -251,6 +252,7 @@ class Clients:
                     policy=self.policy,
                     on_retry=self.on_retry,
                     transport=self.transport,
+                    watch=self.watch,
                 )
                 self._clients[registry] = client
             return client

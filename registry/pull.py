@@ -13,7 +13,7 @@ mirror.Reader (its mirrors first), or one that refuses every request (offline).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -210,11 +210,20 @@ def resolve(
     )
 
 
-def fetch_blob(reads: Reads, repository: str, descriptor: oci.Descriptor, layout: Layout) -> None:
-    """Stream a blob into the store, checking its digest; nothing is kept if it differs."""
+def fetch_blob(
+    reads: Reads,
+    repository: str,
+    descriptor: oci.Descriptor,
+    layout: Layout,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Stream a blob into the store, checking its digest; nothing is kept if it differs.
+    ``progress`` is told of each chunk received."""
     with layout.writer() as blob, reads.get_blob(repository, descriptor.digest) as response:
         for data in response.iter_bytes(1 << 20):
             blob.write(data)
+            if progress is not None:
+                progress(len(data))
         try:
             blob.commit(expected=descriptor.digest)
         except ValueError as exc:

@@ -6,6 +6,7 @@ images sends no blob and no manifest.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -142,9 +143,14 @@ class Progress:
             self._show(done, total, time.monotonic() - self.started)
 
 
+# told of each blob of a push: (uploaded | mounted | present, the blob, where, seconds)
+BlobHook = Callable[[str, oci.Descriptor, "Destination", float], None]
+
+
 class Pusher:
     """Pushes images of ``layout``; blobs it lacks come from ``origins`` (a base's repo),
-    read through ``reader_for`` (a registry's mirrors first), by default its client."""
+    read through ``reader_for`` (a registry's mirrors first), by default its client.
+    ``on_blob`` is told what became of each blob."""
 
     def __init__(
         self,
@@ -155,6 +161,7 @@ class Pusher:
         progress: Progress | None = None,
         parallel: int = 4,
         reader_for: Callable[[str], Reads] | None = None,
+        on_blob: BlobHook | None = None,
     ) -> None:
         self.layout = layout
         self.client_for = client_for
@@ -163,6 +170,7 @@ class Pusher:
         self.hints = {digest: tuple(found) for digest, found in (hints or {}).items()}
         self.progress = progress or Progress()
         self.parallel = parallel
+        self.on_blob = on_blob
         self._known: dict[tuple[str, str], set[str]] = {}  # (registry, digest) -> repos
         self._lock = threading.Lock()
 
@@ -220,6 +228,7 @@ class Pusher:
         report: PushReport,
     ) -> None:
         registry, repository = destination.registry, destination.repository
+        started = time.monotonic()
         if client.blob_exists(repository, descriptor.digest):
             outcome = "present"
         else:
@@ -236,6 +245,8 @@ class Pusher:
             setattr(report, outcome, getattr(report, outcome) + 1)
             if outcome == "uploaded":
                 report.bytes_uploaded += descriptor.size
+        if self.on_blob is not None:
+            self.on_blob(outcome, descriptor, destination, time.monotonic() - started)
 
     def push(self, top: oci.Descriptor, destination: Destination) -> PushReport:
         """Push the image (manifest or index) ``top`` to ``destination`` and its tags."""
@@ -250,10 +261,19 @@ class Pusher:
         client = self.client_for(destination.registry)
         repository = destination.repository
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            # biggest first (LPT): the last upload to start is a small one
+            # biggest first (LPT): the last upload to start is a small one; each blob in
+            # the caller's context (its trace span is the parent of theirs)
             biggest = sorted(image.blobs, key=lambda blob: -blob.size)
             futures = [
-                pool.submit(self._push_blob, client, destination, blob, report) for blob in biggest
+                pool.submit(
+                    contextvars.copy_context().run,
+                    self._push_blob,
+                    client,
+                    destination,
+                    blob,
+                    report,
+                )
+                for blob in biggest
             ]
             for future in futures:
                 future.result()

@@ -20,11 +20,13 @@ from doit_oci.registry.credentials import Credentials
 from doit_oci.registry.errors import AuthError, RegistryError, unreachable
 from doit_oci.registry.reference import is_loopback
 from doit_oci.registry.transport import (
+    REPOSITORY,
     STREAM,
     WHAT,
     GaveUp,
     RetryPolicy,
     RetryTransport,
+    Watcher,
     refused_certificate,
     retryable,
     tries,
@@ -103,6 +105,7 @@ class Session:
         max_connections: int = 8,
         timeout: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
+        watch: Watcher | None = None,
     ) -> None:
         self.registry = registry
         scheme = "http" if insecure or is_loopback(registry) else "https"
@@ -114,7 +117,7 @@ class Session:
         )
 
         def retried(inner: httpx.BaseTransport) -> httpx.BaseTransport:
-            return RetryTransport(inner, self.policy, on_retry=on_retry)
+            return RetryTransport(inner, self.policy, on_retry=on_retry, watch=watch)
 
         mounts = (
             proxy_mounts(lambda proxy: retried(httpx.HTTPTransport(limits=limits, proxy=proxy)))
@@ -159,7 +162,11 @@ class Session:
         """Send (retried, authenticated) and return the answer, whatever its status; a
         request that got no answer raises RegistryError saying why."""
         where = f"{self.registry}/{repository}" if repository else self.registry
-        extensions: dict[str, object] = {WHAT: f"{where}: {operation}", STREAM: stream}
+        extensions: dict[str, object] = {
+            WHAT: f"{where}: {operation}",
+            STREAM: stream,
+            REPOSITORY: repository,
+        }
         if scopes:
             extensions[SCOPES_EXTENSION] = scopes
         try:

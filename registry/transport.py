@@ -13,6 +13,9 @@ sent again on each try, so it must be re-iterable (bytes, or an object whose
 ``__iter__`` starts over); a response that is not streamed is read inside the try, so
 that a connection dropped halfway through an answer is retried too.
 
+``watch``, when given, is told of each request as it starts (``watch(request)`` gives a
+``Watch``), of each retry and of how it ended: rules.telemetry makes a trace span of it.
+
 Request extensions it reads: ``WHAT`` (what the request is for, in retry warnings) and
 ``STREAM`` (the caller streams the answer: it is not read here). Once the tries are
 spent, the last retryable response is returned with ``extensions[TRIES]`` (as every
@@ -26,6 +29,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -33,6 +37,7 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 WHAT = "doit_oci.what"  # request extension: "registry/repository: operation"
 STREAM = "doit_oci.stream"  # request extension: True when the caller streams the answer
 TRIES = "doit_oci.tries"  # response extension: how many tries the request took
+REPOSITORY = "doit_oci.repository"  # request extension: the repository it is about, or ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,18 @@ class GaveUp(httpx.TransportError):
         self.tries = tries
 
 
+class Watch(Protocol):
+    """What is told of one request: each retry, and how it ended (its status, or 0 and
+    the error when no answer came), with the number of tries."""
+
+    def retrying(self, reason: str) -> None: ...
+
+    def ended(self, status: int, tries: int, error: str = "") -> None: ...
+
+
+Watcher = Callable[[httpx.Request], Watch]
+
+
 class RetryTransport(httpx.BaseTransport):
     """Sends each request through ``inner`` until it gets an answer not worth retrying,
     within ``policy``; ``on_retry`` gets one line per retry ("<what>: HTTP 503, retrying")."""
@@ -151,14 +168,31 @@ class RetryTransport(httpx.BaseTransport):
         on_retry: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        watch: Watcher | None = None,
     ) -> None:
         self.inner = inner
         self.policy = policy
         self.on_retry = on_retry
         self._sleep = sleep
         self._clock = clock
+        self.watch = watch
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.watch is None:
+            return self._send(request, None)
+        watch = self.watch(request)
+        try:
+            response = self._send(request, watch)
+        except GaveUp as exc:
+            watch.ended(0, exc.tries, _reason(exc.last))
+            raise
+        except Exception as exc:
+            watch.ended(0, 1, _reason(exc))
+            raise
+        watch.ended(response.status_code, tries(response))
+        return response
+
+    def _send(self, request: httpx.Request, watch: Watch | None) -> httpx.Response:
         started = self._clock()
         attempt = 0
         while True:
@@ -191,6 +225,8 @@ class RetryTransport(httpx.BaseTransport):
                 failed.close()
             if self.on_retry is not None:
                 self.on_retry(f"{what(request)}: {reason}, retrying")
+            if watch is not None:
+                watch.retrying(reason)
             self._sleep(wait)
 
     def _try(self, request: httpx.Request, until: float) -> httpx.Response:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from doit_oci.rules.errors import UserError
 
 DEFAULT_PLAN = "plans/images.yaml"
+PROGRESS_MODES = ("auto", "tty", "plain", "json")
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,15 @@ OPTIONS = (
         "bool",
         "lock: say whether bases.lock is current (one HEAD per base), fail when it is not",
     ),
+    Option(
+        "progress",
+        "progress",
+        "str",
+        "how a run shows its work: tty (a live block), plain (a line per event, for CI"
+        " logs), json (one JSON object per line, for tools) or auto (tty on a terminal)",
+        ("PROGRESS",),
+        "auto",
+    ),
 )
 
 
@@ -262,3 +272,17 @@ def cache_dir_from(argv: Sequence[str], environ: Mapping[str, str]) -> str:
         if word.startswith("--cache-dir="):
             return word.partition("=")[2]
     return environ.get("DOIT_OCI_CACHE") or ""
+
+
+def progress_from(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """--progress MODE (or =MODE) anywhere on the command line, else PROGRESS, else auto.
+
+    Read apart from the other options, as --cache-dir is, because the reporter shows the
+    whole run in this mode, whichever task was given it."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word == "--progress" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--progress="):
+            return word.partition("=")[2]
+    return environ.get("PROGRESS") or "auto"

@@ -17,7 +17,13 @@ and forks workers. What has to outlive one of those calls lives here, and nowher
 - ``hashed``: path -> times this process hashed a file whose stat changed (the digest
   cache counts, the reporter prints);
 - ``inherited``: SQLite connections a forked worker inherited, kept untouched (SQLite
-  forbids using, even closing, them in the child; the garbage collector would close them).
+  forbids using, even closing, them in the child; the garbage collector would close them);
+- ``mode``: the run's ``--progress`` mode once known (tty, plain or json; "" before);
+- ``hub``: where events and spans go to be shown and exported in order (rules.hub), made by
+  the reporter before doit forks its workers, who inherit it; None when there is none;
+- ``task``, ``image``: the task this process runs now, and its image (for progress);
+- ``telemetry``: the run's traces (rules.telemetry) when they are sent, else None;
+- ``started_ns``: when this process began making tasks (the run's span starts then).
 
 Every other module is free of module-level mutable state (tests/test_architecture.py).
 Tests that need a clean process call ``PROCESS.reset()``.
@@ -40,6 +46,12 @@ class Process:
     created_seconds: float = 0.0
     hashed: dict[str, int] = field(default_factory=dict)
     inherited: list[sqlite3.Connection] = field(default_factory=list)
+    mode: str = ""
+    hub: Any = None
+    task: str = ""
+    image: str = ""
+    telemetry: Any = None
+    started_ns: int = 0
 
     def reset(self) -> None:
         """Forget the rules, runs and counts (the lock and connections are kept)."""

@@ -20,7 +20,6 @@ so that the graph is made, and tested, without it.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from doit_oci.registry.oci import Platform
 from doit_oci.rules.dockerfile.read import build_arg_names
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.flags import OPTIONS
-from doit_oci.rules.make import make_command, make_environment, make_is_up_to_date
+from doit_oci.rules.make import call_make, make_environment, make_is_up_to_date
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.plan import platform_variables
 from doit_oci.rules.progress import say
@@ -53,7 +52,7 @@ class Doit:
     ``work`` and fails with one line on a user's mistake; ``changed(values)`` an
     up-to-date check that is false when ``values`` differ from the last run's."""
 
-    action: Callable[[Work], Callable[[], object]]
+    action: Callable[[Work], Callable[..., object]]
     changed: Callable[[Any], object]
 
 
@@ -92,7 +91,7 @@ def run_make(
     workspace: Path, platform: Platform, goals: tuple[str, ...], env: dict[str, str]
 ) -> None:
     started = time.monotonic()
-    code = subprocess.call(make_command(goals), cwd=workspace, env=env)
+    code = call_make(goals, workspace, env)
     if code != 0:
         raise UserError(
             f"make failed with exit code {code} for {platform} (goals: {' '.join(goals)})",

@@ -17,7 +17,13 @@ from doit_oci.registry.mirror import Mirror, parse_mirrors
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, check_hub, check_tag, is_loopback
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.flags import DEFAULT_PLAN, cache_dir_from, read_argv
+from doit_oci.rules.flags import (
+    DEFAULT_PLAN,
+    PROGRESS_MODES,
+    cache_dir_from,
+    progress_from,
+    read_argv,
+)
 from doit_oci.rules.layer import COMPRESSIONS
 
 
@@ -61,6 +67,8 @@ class Options:
         """Whether the image ``label`` is built for ``platform`` as far as its bases go."""
         found = dict(self.offered)
         return label not in found or platform in found[label]
+
+    progress: str = "auto"  # auto, tty, plain or json (rules.display)
 
     @property
     def layer_compression(self) -> str:
@@ -304,7 +312,15 @@ def read_options(
             "REGISTRY_MIRRORS",
             "write REGISTRY_MIRRORS=docker.io=mirror.example.com,ghcr.io=other.example.com/ghcr",
         ) from None
+    progress = progress_from(argv, environ)
+    if progress not in PROGRESS_MODES:
+        raise UserError(
+            f"unknown progress mode {progress!r}",
+            "options",
+            f"choose one of {', '.join(PROGRESS_MODES)} (--progress or PROGRESS)",
+        )
     return Options(
+        progress=progress,
         load=load,
         load_runtime=load_runtime,
         load_platform=load_platform,

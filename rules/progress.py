@@ -1,59 +1,71 @@
-"""What a run shows while it works, on stderr: progress (uploads, big layers) as one line
-rewritten in place on a terminal, plain lines now and then otherwise (CI logs), never more
-than a few times a second; and every other line it prints, which on a terminal first
-clears whatever progress line another worker drew there."""
+"""How the steps tell what they do: ``emit`` an event (rules.events), ``say`` a line,
+``warn``, and ``progress_events`` for long work (uploads, big layers, base fetches).
+
+An event goes to the run's hub when the reporter started one (the parent shows it, in
+order, in the run's ``--progress`` mode); where there is none (before doit runs the
+tasks, or under another reporter) it is shown at once, by this process.
+"""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from types import MappingProxyType
 
-from doit_oci.registry.sizes import size
+from doit_oci.rules.display import direct
+from doit_oci.rules.events import Event, LogEvent, ProgressEvent, WarningEvent
+from doit_oci.rules.globals import PROCESS
 
-CLEAR = "\r\033[K"
 SMALL = 1_000_000  # less than this much to upload: no progress shown at all
-BIG_LAYER = 64_000_000  # a layer of more file content than this shows its progress
+BIG_LAYER = 50_000_000  # a layer of more file content than this shows its progress
+FIRST_AFTER = 1.0  # seconds of work before its progress shows: nothing for quicker work
+# seconds between two progress events: a terminal redraws often, a log gets a few lines
+INTERVALS = MappingProxyType({"tty": 0.2, "json": 1.0, "plain": 5.0})
 
 
-def say(text: str, stream: TextIO | None = None) -> None:
-    """One line on stderr; on a terminal, the line is cleared first."""
-    out = sys.stderr if stream is None else stream
-    out.write((CLEAR if out.isatty() else "") + text + "\n")
-    out.flush()
+def emit(event: Event) -> None:
+    hub = PROCESS.hub
+    if hub is not None and hub.send(event):
+        return
+    direct(PROCESS.mode).show(event)
 
 
-def progress_display(
-    stream: TextIO, interval: float | None = None, doing: str = "uploading", least: int = SMALL
+def say(text: str) -> None:
+    """One line on stderr (in json: a log event)."""
+    emit(LogEvent(text, task=PROCESS.task))
+
+
+def tell(text: str) -> None:
+    """One line of a command's own output on stdout (status, gc; in json: a log event)."""
+    emit(LogEvent(text, "stdout", PROCESS.task))
+
+
+def warn(message: str) -> None:
+    emit(WarningEvent(message))
+
+
+def progress_events(
+    doing: str = "uploading",
+    least: int = SMALL,
+    interval: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[int, int, float], None]:
-    """A callback for ``Progress``: (bytes done, bytes expected, seconds); done -1: finished.
-    Nothing is shown of work smaller than ``least`` bytes."""
-    terminal = stream.isatty()
-    every = interval if interval is not None else (0.1 if terminal else 5.0)
-    last = [time.monotonic()]
-    drawn = [False]
+    """A callback for ``registry.push.Progress``: (bytes done, bytes expected, seconds;
+    done -1: finished). It emits a progress event of the running task now and then, once
+    the work has taken a second; nothing of work smaller than ``least`` bytes."""
+    every = interval if interval is not None else INTERVALS.get(PROCESS.mode, 5.0)
+    started = clock()
+    last = [started]
+    task, image = PROCESS.task, PROCESS.image
 
     def show(done: int, total: int, elapsed: float) -> None:
-        if total < least:
+        if total < least or done < 0:
             return
-        now = time.monotonic()
-        finished = done < 0
-        if not finished and now - last[0] < every and done < total:
+        now = clock()
+        if now - started < max(FIRST_AFTER, every) or now - last[0] < every:
             return
         last[0] = now
-        if finished:
-            if terminal and drawn[0]:
-                stream.write(CLEAR)
-                stream.flush()
-            return
         rate = done / elapsed if elapsed > 0 else 0.0
-        text = f"{doing} {size(done)} of {size(total)}, {size(int(rate))}/s"
-        drawn[0] = True
-        if terminal:
-            stream.write(CLEAR + text)
-        else:
-            stream.write(text + "\n")
-        stream.flush()
+        emit(ProgressEvent(task, doing, done, total, round(rate, 1), image))
 
     return show

@@ -1,21 +1,64 @@
-"""What a run prints at its end: the summary table (per image: layers built, taken from
-the cache repository or reused, bytes uploaded, digest, time) and the timing line per
-step, as the seed logs each phase's runtime. No doit here: rules.tasks' reporter calls it
-with what doit told it.
+"""What a run reports of its tasks: the summary at its end (per image: layers built,
+taken from the cache repository or reused, bytes uploaded, digest, time; and the seconds
+per step, as the seed logs each phase's runtime), and what the events of a task say of
+it, found from its name among the task creators' runs. No doit here: rules.tasks'
+reporter calls it with what doit told it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
 
-from doit_oci.registry.sizes import size
+from doit_oci.rules.events import ImageRow, Summary, TaskFinished
+from doit_oci.rules.globals import PROCESS
 from doit_oci.rules.names import STEPS, TaskName
+from doit_oci.rules.steps import facts
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.push import record_path, upload_record
 from doit_oci.rules.steps.records import LayerRecord, PushRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
+
+
+@dataclass(frozen=True)
+class Made:
+    """The tasks one creator made: its run, its group task and its prefix."""
+
+    run: Run
+    group: str
+    prefix: str
+
+
+def owner(name: str) -> Made | None:
+    """The task creator's result that made the task ``name`` (the longest prefix first)."""
+    made = [m for m in PROCESS.runs if isinstance(m, Made) and name.startswith(m.prefix)]
+    return max(made, key=lambda m: len(m.prefix), default=None)
+
+
+def describe(name: str) -> facts.TaskInfo:
+    found = owner(name)
+    return facts.describe(found.run if found else None, found.prefix if found else "", name)
+
+
+def made_by(name: str) -> tuple[int, bool]:
+    """(bytes, cached) of a task that ran (rules.steps.facts)."""
+    found = owner(name)
+    return facts.made(found.run if found else None, found.prefix if found else "", name)
+
+
+def finished(
+    info: facts.TaskInfo,
+    seconds: float = 0.0,
+    done: int = 0,
+    cached: bool = False,
+    uptodate: bool = False,
+    ok: bool = True,
+) -> TaskFinished:
+    return TaskFinished(
+        info.task, info.step, info.image, info.platform, seconds, done, cached, uptodate, ok
+    )
 
 
 def _row(
@@ -24,7 +67,7 @@ def _row(
     prefix: str,
     durations: Mapping[str, float],
     failed: Set[str],
-) -> tuple[str, str, str, str, str]:
+) -> ImageRow:
     keys = set(output.keys)
     rebuilt = cached = 0
     spent = 0.0
@@ -54,43 +97,66 @@ def _row(
     if pushed:
         with contextlib.suppress(OSError, ValueError):
             uploaded += PushRecord.read(record_path(run, output.label)).uploaded_bytes
-    layers = f"{rebuilt}/{cached}/{total - rebuilt - cached}"
-    if broken:
-        digest = f"failed ({broken})"
-    else:
+    digest = blocked = ""
+    if not broken:
         try:
             digest = image_descriptor(run, output).digest
         except (OSError, ValueError):
-            first = min(failed, default="")
-            digest = f"not built ({first} failed)" if first else "(not built)"
-            layers = "-"
-    return (output.label, layers, size(uploaded), digest, f"{spent:.2f}s")
-
-
-def summary_table(
-    run: Run, prefix: str, durations: Mapping[str, float], failed: Set[str] = frozenset()
-) -> str:
-    rows = [("image", "layers built/cached/reused", "uploaded", "digest", "time")]
-    rows.extend(_row(run, output, prefix, durations, failed) for output in run.build.outputs)
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        + "\n"
-        for row in rows
+            blocked = min(failed, default="")
+    return ImageRow(
+        output.label,
+        rebuilt,
+        cached,
+        total - rebuilt - cached,
+        uploaded,
+        digest,
+        round(spent, 3),
+        broken,
+        prefix,
+        blocked,
     )
 
 
-def timing_line(created: float, seconds: Mapping[str, float]) -> str:
-    """``timing: plan 0.12s, make 1.03s, layer 0.50s, ...``, or "" when no step ran."""
+def rows(
+    run: Run, prefix: str, durations: Mapping[str, float], failed: Set[str] = frozenset()
+) -> tuple[ImageRow, ...]:
+    """The summary table's rows of one plan: one per image it gives."""
+    return tuple(_row(run, output, prefix, durations, failed) for output in run.build.outputs)
+
+
+def timing(created: float, seconds: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """(step, seconds) for making the tasks ("plan") and each step that ran, in the order a
+    build runs them; nothing when no step ran."""
     if not any(step in seconds for step in STEPS):
-        return ""
-    parts = [f"plan {created:.2f}s"]
-    parts.extend(f"{step} {seconds[step]:.2f}s" for step in STEPS if step in seconds)
-    return f"timing: {', '.join(parts)}\n"
+        return ()
+    return (
+        ("plan", round(created, 3)),
+        *((step, round(seconds[step], 3)) for step in STEPS if step in seconds),
+    )
 
 
-def hashed_line(hashed: Mapping[str, int]) -> str:
-    """How many files this run hashed because their stat changed, or ""."""
-    if not hashed:
-        return ""
-    return f"hashed {len(hashed)} files whose stat changed ({sum(hashed.values())} times)\n"
+def summary(
+    tables: Sequence[tuple[Run, str]],
+    durations: Mapping[str, float],
+    failed: Set[str],
+    created: float,
+    seconds: Mapping[str, float],
+    hashed: Mapping[str, int],
+) -> Summary:
+    """The summary event of a run: the rows of each plan asked for (``tables``: its run
+    and prefix), the hashing count and the timing per step."""
+    found: list[ImageRow] = []
+    problems: list[str] = []
+    for run, prefix in tables:
+        try:
+            found.extend(rows(run, prefix, durations, failed))
+        except Exception as exc:  # a summary must not fail a build
+            problems.append(str(exc))
+    return Summary(
+        tuple(found),
+        timing(created, seconds),
+        len(hashed),
+        sum(hashed.values()),
+        not failed,
+        tuple(problems),
+    )

@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,16 +24,18 @@ from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
 from doit_oci.registry.errors import RegistryError
-from doit_oci.rules import report
+from doit_oci.rules import display, report, telemetry
 from doit_oci.rules.build import load_build
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.errors import UserError, os_error
+from doit_oci.rules.events import ErrorEvent, LogEvent, TaskStarted
 from doit_oci.rules.flags import DEFAULT_PLAN, HelpWanted, cache_dir_from, help_text
 from doit_oci.rules.globals import PROCESS
 from doit_oci.rules.graph import Doit, TaskDict, Work
+from doit_oci.rules.hub import Hub
 from doit_oci.rules.names import OPTION_TASKS, TaskName, names_step
 from doit_oci.rules.options import Options, read_options
-from doit_oci.rules.progress import say
+from doit_oci.rules.progress import emit
 from doit_oci.rules.publish import Extra, build_tasks
 from doit_oci.rules.steps.platforms import every_platform
 from doit_oci.rules.steps.run import Run
@@ -73,18 +75,49 @@ class DigestChecker(FileChangedChecker):
         return [st.st_mtime_ns, st.st_size, self.cache.digest(dep, st)]
 
 
-@dataclass(frozen=True)
-class Made:
-    """The tasks one creator made: its run, its group task and its prefix."""
+class _Action:
+    """Our python-action: one line for a user's mistake, never a traceback; the task's
+    start event and trace span, from the process that runs it (doit gives it ``task``)."""
 
-    run: Run
-    group: str
-    prefix: str
+    def __init__(self, work: Work) -> None:
+        self.work = work
+
+    def __call__(self, task: Any) -> TaskFailed | None:
+        info = report.describe(task.name)
+        PROCESS.task, PROCESS.image = task.name, info.image
+        emit(TaskStarted(task.name, info.step, info.image, info.platform))
+        try:
+            with telemetry.task_span(task.name, info.attributes()) as span:
+                failure = self._run()
+                if failure is not None:
+                    span.fail(failure.message[len(_FAILED_MARK) :])
+                elif PROCESS.telemetry is not None:
+                    done, cached = report.made_by(task.name)
+                    span.set("doit_oci.bytes", done)
+                    span.set("doit_oci.cached", cached)
+            return failure
+        finally:
+            PROCESS.task = PROCESS.image = ""
+
+    def _run(self) -> TaskFailed | None:
+        try:
+            self.work()
+        except (UserError, RegistryError) as exc:
+            return TaskFailed(_FAILED_MARK + str(exc))
+        except OSError as exc:  # the machine's, not ours: a full disk, a missing permission
+            return TaskFailed(_FAILED_MARK + os_error(exc))
+        return None
+
+
+def _ours(task: Any) -> bool:
+    return any(isinstance(getattr(a, "py_callable", None), _Action) for a in task.actions)
 
 
 class Reporter(ConsoleReporter):
-    """doit's console report, with our failures as one line each and no traceback, and
-    the summary table and a timing line per step at the end of a run that did something."""
+    """doit's console report as events (rules.events), shown in the run's --progress mode
+    by one hub (rules.hub) that the worker processes send theirs to as well: our failures
+    as one line each and no traceback, and at the end the summary (the table of each plan
+    asked for, and a timing line per step)."""
 
     desc = "doit-oci: executed tasks, one line per failure, timings"
 
@@ -96,31 +129,48 @@ class Reporter(ConsoleReporter):
         self.failed: set[str] = set()
         self._selected: list[str] = []
         self._said: set[str] = set()
+        self._pending = ""  # a line of doit's own, until its end
+        self.mode = PROCESS.mode = display.progress_mode()
+
+    def write(self, text: str) -> None:
+        """doit's own lines (its report of a failure that is not ours) as log events."""
+        self._pending += text
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            emit(LogEvent(line, "stdout"))
 
     def skip_uptodate(self, task: Any) -> None:
-        pass
+        if self.mode == "json" and task.actions and not task.name.startswith("_"):
+            info = report.describe(task.name)
+            emit(report.finished(info, cached=True, uptodate=True))
 
     def skip_ignore(self, task: Any) -> None:
         pass
 
     def execute_task(self, task: Any) -> None:
-        super().execute_task(task)
-        if task.actions:
-            self._started[task.name] = time.monotonic()
+        if not task.actions:
+            return
+        self._started[task.name] = time.monotonic()
+        if not _ours(task) and not task.name.startswith("_"):
+            info = report.describe(task.name)
+            emit(TaskStarted(task.name, info.step, info.image, info.platform))
 
-    def _stop(self, task: Any) -> None:
+    def _stop(self, task: Any, ok: bool) -> None:
         started = self._started.pop(task.name, None)
-        if started is not None:
-            spent = time.monotonic() - started
-            step = TaskName.parse(task.name).timed_step
-            self.seconds[step] = self.seconds.get(step, 0.0) + spent
-            self.durations[task.name] = spent
+        if started is None:
+            return
+        spent = time.monotonic() - started
+        step = TaskName.parse(task.name).timed_step
+        self.seconds[step] = self.seconds.get(step, 0.0) + spent
+        self.durations[task.name] = spent
+        info = report.describe(task.name)
+        done, cached = report.made_by(task.name)
+        emit(report.finished(info, round(spent, 3), done, cached, ok=ok))
 
     def add_success(self, task: Any) -> None:
-        self._stop(task)
+        self._stop(task, ok=True)
 
     def add_failure(self, task: Any, fail: Any) -> None:
-        self._stop(task)
         self.failed.add(task.name)
         message = fail.message if isinstance(fail, TaskFailed) else ""
         if message.startswith(_FAILED_MARK):
@@ -128,9 +178,11 @@ class Reporter(ConsoleReporter):
             text = message[len(_FAILED_MARK) :]
             if text not in self._said:  # the same cause failing several tasks: one line
                 self._said.add(text)
-                say(f"error: {text}")
-            return
-        super().add_failure(task, fail)
+                emit(ErrorEvent(text, task.name))
+        else:
+            emit(ErrorEvent(f"{fail.get_name()} - taskid:{task.name}", task.name))
+            super().add_failure(task, fail)
+        self._stop(task, ok=False)
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         super().initialize(tasks, selected_tasks)
@@ -146,20 +198,43 @@ class Reporter(ConsoleReporter):
             task = tasks.get(name) if isinstance(tasks, dict) else None
             todo.extend(getattr(task, "task_dep", ()) or ())
         self._selected = sorted(wanted)
+        # the hub before doit forks its workers: they inherit it, and the run's trace
+        sys.stdout.flush()
+        sys.stderr.flush()
+        shown = display.make_display(
+            self.mode, display.fd_writer(1), display.fd_writer(2), display.terminal_width
+        )
+        PROCESS.hub = Hub(shown, telemetry.received, ticks=self.mode == "tty")
+        started = PROCESS.started_ns or time.time_ns()
+        telemetry.start(os.environ, started, PROCESS.created_seconds, list(selected_tasks or []))
 
     def complete_run(self) -> None:
         self.failures: list[dict[str, Any]] = [f for f in self.failures if not f.get("ours")]
         super().complete_run()
-        for made in PROCESS.runs:
-            if not isinstance(made, Made) or made.group not in self._selected:
-                continue
-            try:
-                table = report.summary_table(made.run, made.prefix, self.durations, self.failed)
-            except Exception as exc:  # a summary must not fail a build
-                table = f"warning: no summary: {exc}\n"
-            sys.stderr.write(table)
-        sys.stderr.write(report.hashed_line(PROCESS.hashed))
-        sys.stderr.write(report.timing_line(PROCESS.created_seconds, self.seconds))
+        if self._pending:
+            self.write("\n")
+        tables = [
+            (made.run, made.prefix)
+            for made in PROCESS.runs
+            if isinstance(made, report.Made) and made.group in self._selected
+        ]
+        summary = report.summary(
+            tables,
+            self.durations,
+            self.failed,
+            PROCESS.created_seconds,
+            self.seconds,
+            PROCESS.hashed,
+        )
+        hub, PROCESS.hub = PROCESS.hub, None
+        if hub is not None:
+            hub.close()  # everything sent before is shown
+            hub.display.close()
+        telemetry.finish(not self.failed and not self.runtime_errors)
+        if hub is not None:
+            hub.display.show(summary)
+        else:
+            emit(summary)
 
 
 def doit_config(
@@ -185,19 +260,9 @@ def doit_config(
     }
 
 
-def action(work: Work) -> Callable[[], TaskFailed | None]:
+def action(work: Work) -> Callable[[Any], TaskFailed | None]:
     """A doit python-action that turns a user's mistake into one line, not a traceback."""
-
-    def run() -> TaskFailed | None:
-        try:
-            work()
-        except (UserError, RegistryError) as exc:
-            return TaskFailed(_FAILED_MARK + str(exc))
-        except OSError as exc:  # the machine's, not ours: a full disk, a missing permission
-            return TaskFailed(_FAILED_MARK + os_error(exc))
-        return None
-
-    return run
+    return _Action(work)
 
 
 DOIT = Doit(action=action, changed=config_changed)
@@ -208,21 +273,25 @@ def stop(exc: UserError) -> NoReturn:
     one line of the same form as a task's, ``error: ...``, and exit 1, the same code as a
     failed task, whichever way in found it. Nothing has been written yet."""
     for line in str(exc).splitlines():
-        sys.stderr.write(f"error: {line}\n")
-    sys.stderr.flush()
+        emit(ErrorEvent(line))
+    hub, PROCESS.hub = PROCESS.hub, None
+    if hub is not None:  # found when doit saves its state: shown before the exit
+        hub.close()
+        hub.display.close()
+        telemetry.finish(False)
     raise SystemExit(1)
 
 
 def tasks_taking_options(group: str, prefix: str, more: Sequence[str] = ()) -> tuple[str, ...]:
-    """The tasks whose options on the command line make the build's options."""
-    # the plain housekeeping tasks cover every plan: their options are every plan's
+    """The tasks whose options on the command line make the build's options (the plain
+    housekeeping tasks cover every plan: their options are every plan's)."""
     plain = OPTION_TASKS if prefix else ()
     return (group, *(f"{prefix}{task}" for task in OPTION_TASKS), *plain, *more)
 
 
 def _every_run() -> list[Run]:
     """The runs of every task creator of this process (all of them, once tasks run)."""
-    return [made.run for made in PROCESS.runs if isinstance(made, Made)]
+    return [made.run for made in PROCESS.runs if isinstance(made, report.Made)]
 
 
 def _guard_the_state() -> None:
@@ -261,6 +330,8 @@ def make_tasks(
     build (a user's mistake stops doit with one line), take the workspace's lock, make
     the run and its tasks, and remember them for the reporter."""
     started = time.monotonic()
+    PROCESS.started_ns = PROCESS.started_ns or time.time_ns()
+    PROCESS.mode = PROCESS.mode or display.progress_mode()
     stop_on_sigterm()
     try:
         chosen = options()
@@ -285,7 +356,7 @@ def make_tasks(
         tasks = list(build_tasks(DOIT, run, group, prefix, extra(run), everyone))
     except UserError as exc:
         stop(exc)
-    PROCESS.runs.append(Made(run, group, prefix))
+    PROCESS.runs.append(report.Made(run, group, prefix))
     PROCESS.created_seconds += time.monotonic() - started
     return tasks
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import Doit, TaskDict, task_params
 from doit_oci.rules.names import TaskName
+from doit_oci.rules.progress import tell
 from doit_oci.rules.steps import housekeeping, load, push, status
 from doit_oci.rules.steps import lock as locking
 from doit_oci.rules.steps.remote import verify_remote
@@ -39,7 +40,7 @@ def _status(runs: Runs) -> None:
     for run in every:
         label = f"{run.options.scope}." if len(every) > 1 and run.options.scope else ""
         for line in status.report(run):
-            print(label + line)
+            tell(label + line)
 
 
 def _verify(runs: Runs) -> None:
@@ -48,7 +49,7 @@ def _verify(runs: Runs) -> None:
         lines, count = housekeeping.verify(sharing)
         damaged += count
         for line in lines:
-            print(line)
+            tell(line)
         if count:
             raise UserError(
                 f"{count} damaged or missing blobs in {root}",
@@ -58,7 +59,7 @@ def _verify(runs: Runs) -> None:
         if sharing[0].options.remote:
             lines, gone = verify_remote(sharing[0])
             for line in lines:
-                print(line)
+                tell(line)
             if gone:
                 raise UserError(
                     f"{gone} manifests, tags or blobs pushed are missing from their registries",
@@ -70,7 +71,7 @@ def _verify(runs: Runs) -> None:
 def _gc(runs: Runs) -> None:
     for sharing in _by_layout(runs()).values():
         for line in housekeeping.gc(sharing):
-            print(line)
+            tell(line)
 
 
 def _load(runs: Runs) -> None:
@@ -94,7 +95,7 @@ def _lock(runs: Runs, keep_others: bool) -> None:
 
 def _push_index(run: Run, output: Output) -> None:
     for line in push.push_index(run, output):
-        print(f"pushed the index {line}")
+        tell(f"pushed the index {line}")
 
 
 def command_task(

@@ -73,6 +73,8 @@ E2E_MODULES = {
     "test_package.py",
     "test_load.py",
     "test_locking.py",
+    "test_telemetry.py",
+    "test_progress_modes.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example", "containerd"}
 

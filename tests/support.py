@@ -79,6 +79,9 @@ def doit(
         "LOAD",
         "LOAD_RUNTIME",
         "LOAD_PLATFORM",
+        "PROGRESS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     ):
         full_env.pop(name, None)
     full_env["PYTHONPATH"] = str(REPO)

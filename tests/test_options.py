@@ -117,6 +117,7 @@ def test_every_option_has_a_flag_and_help() -> None:
         "locked",
         "offline",
         "check",
+        "progress",
     ]
     assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
 

@@ -193,6 +193,20 @@ def test_one_change_rebuilds_what_depends_on_it(built: Path, way: Way) -> None:
     assert way.task("parse:app") not in run.executed
 
 
+def test_a_change_told_as_json_events(built: Path, way: Way) -> None:
+    (built / "src/app.sh").write_text("#!/bin/sh\necho told\n")
+    run = ok(doit(built, way.group, env={"PROGRESS": "json"}))
+    events = [json.loads(line) for line in run.out.splitlines()]  # nothing else on stdout
+    started = {e["task"]: e for e in events if e["event"] == "task-started"}
+    layer = started[way.task("layer:app.0")]  # its image known, whatever the prefix
+    assert (layer["step"], layer["image"], layer["platform"]) == ("layer", "app", "linux/amd64")
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["ok"]
+    rows = {(row["plan"], row["image"]): row for row in summary["images"]}
+    assert rows[(way.prefix, "app")]["digest"] == names(built)["app:latest"]
+    assert rows[(way.prefix, "app")]["built"] == 1
+
+
 def test_options_on_the_command_line(built: Path, way: Way) -> None:
     ok(doit(built, way.group, "--tag", "9.9"))
     assert "app:9.9" in names(built) and "app:latest" in names(built)

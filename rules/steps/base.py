@@ -20,10 +20,11 @@ from doit_oci.registry import oci, pull, reference
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
 from doit_oci.registry.pull import ResolvedBase
-from doit_oci.registry.push import Origin
+from doit_oci.registry.push import Origin, Progress
 from doit_oci.rules.basetree import read_tree
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.lock import Pin, short
+from doit_oci.rules.progress import progress_events
 from doit_oci.rules.steps.records import BaseRecord, ImageRecord, RecordError, TreeRecord
 from doit_oci.rules.steps.run import Run, warn
 from doit_oci.rules.tree import Tree
@@ -248,9 +249,11 @@ class RegistryBase:
             )
         if not self.run.options.push:
             # the layout holds whole images: bring the base's layers into the store once
-            for layer in resolved.layers:
-                if not layout.has_blob(layer.digest):
-                    pull.fetch_blob(reads, ref.path, layer, layout)
+            missing = [layer for layer in resolved.layers if not layout.has_blob(layer.digest)]
+            progress = Progress(progress_events("fetching"))
+            progress.expect(sum(layer.size for layer in missing))
+            for layer in missing:
+                pull.fetch_blob(reads, ref.path, layer, layout, progress.advance)
         BaseRecord(resolved).write(self.record)
         self.tree()  # read its layers' headers now, in this worker, once per digest
 

@@ -9,13 +9,13 @@ cache repository for a run that pushes (then it is mounted, never downloaded).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.push import Progress
+from doit_oci.rules import telemetry
 from doit_oci.rules.layer import LayerBlob, write_layer
-from doit_oci.rules.progress import BIG_LAYER, progress_display
+from doit_oci.rules.progress import BIG_LAYER, progress_events
 from doit_oci.rules.steps.records import (
     CacheCheck,
     LayerInputs,
@@ -40,8 +40,7 @@ def layer(run: Run, unit: Unit, index: int) -> None:
     if cached is not None:
         LayerRecord(cached, made, options.cache_repo).write(unit.layer(index))
         return
-    doing = f"layer {unit.key}.{index}:"
-    progress = Progress(progress_display(sys.stderr, doing=doing, least=BIG_LAYER))
+    progress = Progress(progress_events("writing", least=BIG_LAYER))
     progress.expect(sum(entry.size for entry in entries if entry.kind == FILE))
     blob = write_layer(
         entries,
@@ -98,7 +97,9 @@ def from_cache(run: Run, unit: Unit, index: int) -> LayerBlob | None:
     if hit is None:
         return None
     if not run.layout.has_blob(hit.descriptor.digest) and not run.options.push:
-        pull.fetch_blob(client, repo.repository, hit.descriptor, run.layout)
+        progress = Progress(progress_events("fetching"))
+        progress.expect(hit.descriptor.size)
+        pull.fetch_blob(client, repo.repository, hit.descriptor, run.layout, progress.advance)
     return hit
 
 
@@ -134,7 +135,7 @@ def check_cache(run: Run) -> None:
 
     repo = CacheRepo.parse(run.options.cache_repo)
     policy = RetryPolicy(deadline=min(10.0, run.options.registry_deadline))
-    clients = Clients(run.environ, run.options.insecure, policy)
+    clients = Clients(run.environ, run.options.insecure, policy, watch=telemetry.request_watch())
     problem = ""
     try:
         clients.get(repo.registry).check_access()

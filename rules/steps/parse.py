@@ -8,7 +8,7 @@ and the build args its Dockerfile declares are its values (rules.tasks).
 from __future__ import annotations
 
 from doit_oci.rules.dockerfile.evaluate import evaluate
-from doit_oci.rules.progress import say
+from doit_oci.rules.progress import warn
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.records import ParseConfig, ParseCopies
 from doit_oci.rules.steps.run import Run
@@ -31,6 +31,6 @@ def records(run: Run, unit: Unit) -> tuple[ParseCopies, ParseConfig, tuple[str, 
 def parse(run: Run, unit: Unit) -> None:
     copies, config, warnings = records(run, unit)
     for warning in warnings:
-        say(f"warning: {warning}")
+        warn(warning)
     copies.write(unit.copies)
     config.write(unit.config)

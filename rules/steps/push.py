@@ -10,15 +10,16 @@ platform pushed under ``<tag>-<arch>``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 from doit_oci.registry import oci
 from doit_oci.registry.push import Destination, Origin, Progress, Pusher, destinations
 from doit_oci.registry.sizes import size
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.progress import progress_display, say
+from doit_oci.rules.events import BlobEvent, ImagePushed
+from doit_oci.rules.progress import emit, progress_events, say
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord
@@ -55,17 +56,43 @@ def push(run: Run, label: str, descriptor: oci.Descriptor, where: Sequence[Desti
 def upload(run: Run, descriptor: oci.Descriptor, where: Sequence[Destination]) -> int:
     """Push an image (manifest or index) of the store to ``where``; the bytes uploaded."""
     where_blobs_are, hints = mount_hints(run)
-    progress = Progress(progress_display(sys.stderr))
+    progress = Progress(progress_events("uploading"))
     pusher = Pusher(
-        run.layout, run.clients.get, where_blobs_are, hints, progress, reader_for=run.reader
+        run.layout,
+        run.clients.get,
+        where_blobs_are,
+        hints,
+        progress,
+        reader_for=run.reader,
+        on_blob=_told,
     )
     uploaded = 0
     for destination in where:
         report = pusher.push(descriptor, destination)
         progress.finish()
-        say(report.line())
+        emit(
+            ImagePushed(
+                report.reference,
+                report.digest,
+                destination.tags,
+                report.size,
+                report.uploaded,
+                report.mounted,
+                report.present,
+                report.bytes_uploaded,
+                round(report.seconds, 3),
+            )
+        )
         uploaded += report.bytes_uploaded
     return uploaded
+
+
+OUTCOMES = MappingProxyType({"uploaded": "uploaded", "mounted": "mounted", "present": "skipped"})
+
+
+def _told(outcome: str, blob: oci.Descriptor, destination: Destination, seconds: float) -> None:
+    action = OUTCOMES[outcome]
+    emit(BlobEvent(action, blob.digest, blob.size, destination.name, round(seconds, 3)))
 
 
 def origins(run: Run) -> dict[str, Origin]:

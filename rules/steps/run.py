@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from doit_oci.registry import oci
 from doit_oci.registry.layout import Layout
+from doit_oci.rules import progress, telemetry
 from doit_oci.rules.digests import DigestCache
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.lock import Lock, Pin, lock_path, read_lock
 from doit_oci.rules.options import Options
-from doit_oci.rules.progress import say
 from doit_oci.rules.units import Build, Output, Unit
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # httpx and the client are imported only when a registry is u
 
 
 def warn(message: str) -> None:
-    say(f"warning: {message}")
+    progress.warn(message)
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,7 +64,12 @@ class Run:
         policy = RetryPolicy(deadline=self.options.registry_deadline)
         options = self.options
         return Clients(
-            self.environ, options.insecure, policy, on_retry=warn, offline=options.offline
+            self.environ,
+            options.insecure,
+            policy,
+            on_retry=warn,
+            offline=options.offline,
+            watch=telemetry.request_watch(),
         )
 
     @cached_property
