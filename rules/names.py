@@ -16,7 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # the steps whose tasks take time, in the order a build runs them (for the timing line)
-STEPS = ("make", "base", "parse", "translate", "layer", "image", "layout", "push", "save")
+STEPS = (
+    "make",
+    "base",
+    "parse",
+    "translate",
+    "layer",
+    "image",
+    "sbom",
+    "layout",
+    "push",
+    "attach",
+    "release",
+    "save",
+)
 # the tasks that take the build's options on the command line
 OPTION_TASKS = ("status", "gc", "verify", "push_index")
 

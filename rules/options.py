@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, check_hub, check_tag, is_loopback
+from doit_oci.rules.annotations import parse_option
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.flags import DEFAULT_PLAN, cache_dir_from, read_argv
 from doit_oci.rules.layer import COMPRESSIONS
@@ -44,6 +45,18 @@ class Options:
     no_cache: bool = False
     prune_tags: bool = False
     qemu: bool = False
+    annotations: tuple[tuple[str, str], ...] = ()  # --annotation=K=V, in order
+    auto_annotations: bool = True  # created, source, revision, base.name, base.digest
+    image_refs: str = ""  # the file --image-refs writes (relative to the workspace)
+    metadata_file: str = ""  # the file --metadata-file writes
+    sbom: bool = False
+    provenance: bool = False
+    sign_key: str = ""  # the key --sign-key signs with (never copied anywhere)
+
+    @property
+    def attaches(self) -> bool:
+        """Whether anything is attached to the images pushed."""
+        return self.push and (self.sbom or self.provenance or bool(self.sign_key))
 
     @property
     def layer_compression(self) -> str:
@@ -224,7 +237,15 @@ def read_options(
             CacheRepo.parse(cache_repo)
         except ValueError as exc:
             raise UserError(str(exc), "options", "fix --cache-repo (or CACHE_REPO)") from None
+    sign_key = (pick("sign_key", "SIGN_KEY") or [""])[-1]
     return Options(
+        annotations=tuple(parse_option(item) for item in given.get("annotation", [])),
+        auto_annotations="no_auto_annotations" not in given,
+        image_refs=(pick("image_refs", "IMAGE_REFS") or [""])[-1],
+        metadata_file=(pick("metadata_file", "METADATA_FILE") or [""])[-1],
+        sbom="sbom" in given or env("SBOM") == "true",
+        provenance="provenance" in given or env("PROVENANCE") == "true",
+        sign_key=sign_key,
         cache_repo=cache_repo,
         platform_tags=platform_tags,
         cache_dir=cache_dir_from(argv, environ),

@@ -18,6 +18,7 @@ import yaml
 
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, split_repository
+from doit_oci.rules.annotations import check_key
 from doit_oci.rules.errors import UserError
 
 IMAGE_KEYS = (
@@ -31,8 +32,9 @@ IMAGE_KEYS = (
     "platforms",
     "args",
     "ignoreRuns",
+    "annotations",
 )
-PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs")
+PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs", "annotations")
 
 # Go's os.Expand: ${NAME} (any text up to '}'), $NAME (letters, digits, '_'), and the
 # one-character shell names ($1, $$, $?, ...), all looked up; "${}" and an unclosed "${"
@@ -60,6 +62,7 @@ class ImagePlan:
     # where messages place its instructions: "" for the Dockerfile's own lines, the rule's
     # place in dodo.py for a Dockerfile written for a Python rule
     dockerfile_where: str = ""
+    annotations: tuple[tuple[str, str], ...] = ()  # its own, over the plan's
 
     def dependencies(self, workspace: Path) -> tuple[Path, ...]:
         """The real paths a Dockerfile of this image may COPY from, as in the seed."""
@@ -77,6 +80,7 @@ class Plan:
     args: tuple[tuple[str, str], ...] = ()
     ignore_runs: bool = False
     protected_hubs: tuple[str, ...] = ()  # pushed to only from CI (the env var CI set)
+    annotations: tuple[tuple[str, str], ...] = ()  # of every image of the plan
 
     def find(self, name: str) -> ImagePlan | None:
         for image in self.images:
@@ -187,6 +191,14 @@ class _Reader:
             raise self.fail(node, f"{what} must be a list", "write one '- item' per line")
         return [(item, self.string(item, f"an entry of {what}")) for item in node.value]
 
+    def annotations(self, node: yaml.Node, what: str) -> tuple[tuple[str, str], ...]:
+        """An ``annotations:`` map: keys without spaces, string values."""
+        found = self.string_map(node, what)
+        if found:
+            for name, (key_node, _) in self.mapping(node, what).items():
+                check_key(name, self.where(key_node), "write keys such as org.example.team")
+        return found
+
     def string_map(self, node: yaml.Node, what: str) -> tuple[tuple[str, str], ...]:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
             return ()
@@ -257,6 +269,9 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
         if "protectedHubs" in top
         else ()
     )
+    annotations = (
+        reader.annotations(top["annotations"][1], "annotations") if "annotations" in top else ()
+    )
     images_node = top["images"][1]
     if not isinstance(images_node, yaml.SequenceNode):
         raise reader.fail(
@@ -274,7 +289,7 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
             )
         seen[image.name] = image.where
         images.append(image)
-    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected)
+    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected, annotations)
 
 
 def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
@@ -376,4 +391,7 @@ def _read_image(reader: _Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
         platforms=tuple(platforms),
         args=reader.string_map(entries["args"][1], f"args of {what}") if "args" in entries else (),
         ignore_runs=flag("ignoreRuns"),
+        annotations=reader.annotations(entries["annotations"][1], f"annotations of {what}")
+        if "annotations" in entries
+        else (),
     )

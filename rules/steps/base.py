@@ -21,6 +21,7 @@ from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
 from doit_oci.registry.pull import ResolvedBase
 from doit_oci.registry.push import Origin
+from doit_oci.rules.annotations import BASE_DIGEST, BASE_NAME
 from doit_oci.rules.basetree import read_tree
 from doit_oci.rules.steps.records import BaseRecord, ImageRecord, RecordError, TreeRecord
 from doit_oci.rules.steps.run import Run
@@ -77,6 +78,15 @@ class Base(Protocol):
         have moved)."""
         ...
 
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        """What the manifests of images on it say of it (a registry base's name and digest)."""
+        ...
+
+    def described(self) -> tuple[str, str] | None:
+        """Its name (the reference of a registry's) and manifest digest, as the SBOM, the
+        provenance and the metadata file name it (None for scratch)."""
+        ...
+
 
 def _documents(layout: Layout, manifest: str, config: str) -> tuple[oci.Manifest, oci.ImageConfig]:
     parsed = oci.Manifest.from_json(oci.parse_json_document(layout.read(manifest), "base manifest"))
@@ -105,6 +115,12 @@ class ScratchBase:
 
     def uptodate(self) -> bool:
         return True
+
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def described(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,12 @@ class PlanBase:
 
     def uptodate(self) -> bool:
         return True
+
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def described(self) -> tuple[str, str]:
+        return self.unit.name, ImageRecord.read(self.unit.image_record).manifest.digest
 
 
 @dataclass(frozen=True)
@@ -216,6 +238,14 @@ class RegistryBase:
             return {}
         ref = self.reference
         return {layer.digest: Origin(ref.registry, ref.path) for layer in layers}
+
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        """base.name: the reference as FROM names it (normalised); base.digest: what it
+        resolved to (an index when it names one, as a pull of it gives)."""
+        return ((BASE_DIGEST, self.resolved().top), (BASE_NAME, self.image.reference))
+
+    def described(self) -> tuple[str, str]:
+        return self.image.reference, self.resolved().manifest.digest
 
     # -- the base step ----------------------------------------------------------------------
 

@@ -19,8 +19,8 @@ from doit_oci.registry.push import Destination, Origin, Progress, Pusher, destin
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.progress import progress_display, say
 from doit_oci.rules.steps.base import base_of
-from doit_oci.rules.steps.layout import image_descriptor
-from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord
+from doit_oci.rules.steps.layout import image_descriptor, index_of
+from doit_oci.rules.steps.records import ImageRecord, JoinRecord, LayerRecord, PushRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output, platform_tag
 
@@ -156,11 +156,19 @@ def check_clobber(run: Run) -> None:
         )
 
 
+def join_record_path(run: Run, label: str) -> Path:
+    return run.records / "push" / f"{label}.index.json"
+
+
 def push_index(run: Run, output: Output) -> list[str]:
     """Make the multi-platform image from what one machine per platform pushed under
     ``<tag>-<arch>``: read those manifests and their configs (never a layer), put the
-    index by digest, then under each tag. The references pushed, with digests."""
+    index by digest, then under each tag (push/<label>.index.json records it). The
+    references pushed, with digests."""
     done = []
+    pushed: list[str] = []
+    platforms: dict[str, tuple[str, str, str]] = {}
+    top = oci.Descriptor(oci.INDEX, "", 0)
     for destination in targets(run, output):
         client = run.clients.get(destination.registry)
         repository = destination.repository
@@ -181,8 +189,13 @@ def push_index(run: Run, output: Output) -> list[str]:
                         f"push the {platform} image under {source}",
                     )
                 manifests.append(oci.Descriptor(media_type, digest, len(data), platform=platform))
-            index = oci.Index(tuple(manifests)).to_bytes()
+                platforms[str(platform)] = (str(platform), digest, manifest.config.digest)
+            index = index_of(run, manifests, run.units_of(output)).to_bytes()
             digest = client.put_manifest(repository, oci.sha256_digest(index), index, oci.INDEX)
             client.put_manifest(repository, tag, index, oci.INDEX)
+            top = oci.describe(oci.INDEX, index)
+            pushed.append(f"{destination.name}:{tag}")
             done.append(f"{destination.name}:{tag}@{digest}")
+    record = JoinRecord(top, tuple(pushed), tuple(platforms[key] for key in sorted(platforms)))
+    record.write(join_record_path(run, output.label))
     return done

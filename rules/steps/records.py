@@ -18,6 +18,8 @@ Where they live, for an image ``<key>`` of a plan with task prefix ``<scope>`` b
     out/build/<scope>/<os>_<arch>/_bases/<reference>.json  BaseRecord    (base)
     out/build/<scope>/layout.json                          LayoutRecord  (layout)
     out/build/push/<label>.json                            PushRecord    (push)
+    out/build/push/<label>.index.json                      JoinRecord    (push_index)
+    out/build/attach/<label>.json                          AttachRecord  (attach)
 """
 
 from __future__ import annotations
@@ -319,3 +321,69 @@ class CacheCheck(Record):
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(str(data["repository"]), str(data["problem"]))
+
+
+@dataclass(frozen=True)
+class Attached:
+    """One thing attached to a pushed image: an SBOM, a provenance statement or a
+    signature, what it is about (``subject``), and where it is (a reference, a digest)."""
+
+    kind: str  # "sbom", "provenance" or "signature"
+    subject: str  # the digest of the manifest or index it is about
+    reference: str  # <hub>/<name>@<digest>, or <hub>/<name>:sha256-<hex>.sig
+    digest: str  # of its manifest
+    platform: str = ""  # an SBOM's platform
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"kind": self.kind, "subject": self.subject, "reference": self.reference}
+        out["digest"] = self.digest
+        if self.platform:
+            out["platform"] = self.platform
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Attached:
+        return cls(
+            str(data["kind"]),
+            str(data["subject"]),
+            str(data["reference"]),
+            str(data["digest"]),
+            str(data.get("platform", "")),
+        )
+
+
+@dataclass(frozen=True)
+class AttachRecord(Record):
+    """attach/<label>.json: what was attached to an image pushed."""
+
+    attached: tuple[Attached, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"attached": [item.to_json() for item in self.attached]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(tuple(Attached.from_json(item) for item in data["attached"]))
+
+
+@dataclass(frozen=True)
+class JoinRecord(Record):
+    """push/<label>.index.json: what push_index made of the <tag>-<arch> images: the
+    index, every reference it was pushed under, and each platform's manifest and config."""
+
+    index: oci.Descriptor
+    pushed: tuple[str, ...]
+    platforms: tuple[tuple[str, str, str], ...]  # (platform, manifest digest, config digest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index.to_json(),
+            "pushed": sorted(self.pushed),
+            "platforms": [list(item) for item in self.platforms],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        platforms = tuple((str(p), str(m), str(c)) for p, m, c in data["platforms"])
+        pushed = tuple(str(ref) for ref in data["pushed"])
+        return cls(oci.Descriptor.from_json(data["index"]), pushed, platforms)
