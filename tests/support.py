@@ -119,3 +119,30 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
             st = path.stat()
             out[str(path.relative_to(root))] = (st.st_mtime_ns, st.st_size, path.read_bytes())
     return out
+
+
+def cosign_key(pkcs8_der: bytes, password: str, n: int = 32768, claimed: int = 0) -> str:
+    """A private key as ``cosign generate-key-pair`` writes it: PKCS #8 sealed with NaCl's
+    secretbox under scrypt(password) (go-securesystemslib's ``encrypted`` format), made
+    here with PyNaCl and hashlib, not with the code under test. ``claimed`` writes another
+    scrypt N in it than the one used (a tampered key)."""
+    import base64
+    import hashlib
+
+    from nacl.secret import SecretBox
+    from nacl.utils import random
+
+    salt, nonce = random(32), random(24)
+    key = hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1, maxmem=256 << 20, dklen=32)
+    sealed = SecretBox(key).encrypt(pkcs8_der, nonce).ciphertext
+    body = {
+        "kdf": {
+            "name": "scrypt",
+            "params": {"N": claimed or n, "r": 8, "p": 1},
+            "salt": base64.b64encode(salt).decode(),
+        },
+        "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+        "ciphertext": base64.b64encode(sealed).decode(),
+    }
+    text = base64.encodebytes(json.dumps(body).encode()).decode()
+    return f"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n{text}-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
