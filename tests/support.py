@@ -145,4 +145,5 @@ def cosign_key(pkcs8_der: bytes, password: str, n: int = 32768, claimed: int = 0
         "ciphertext": base64.b64encode(sealed).decode(),
     }
     text = base64.encodebytes(json.dumps(body).encode()).decode()
-    return f"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n{text}-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
+    kind = "ENCRYPTED SIGSTORE PRIVATE KEY"
+    return f"-----BEGIN {kind}-----\n{text}-----END {kind}-----\n"

@@ -99,5 +99,5 @@ def test_what_is_not_an_ecdsa_p256_private_key_is_refused(tmp_path: Path) -> Non
         text = str(caught.value)
         assert text.startswith(messages[name]), text
         assert "\n" not in text and "MII" not in text  # one line, nothing of the key
-    with pytest.raises(UserError, match="missing.pem: signing key: cannot read it"):
+    with pytest.raises(UserError, match=r"missing\.pem: signing key: cannot read it"):
         load_signer(tmp_path / "missing.pem", "missing.pem", {})
