@@ -55,6 +55,7 @@ E2E_MODULES = {
     "test_ways.py",
     "test_rules.py",
     "test_package.py",
+    "test_release.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example"}
 

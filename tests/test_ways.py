@@ -17,6 +17,8 @@ import pytest
 from registries import RunningRegistry
 from support import Run
 
+from doit_oci.registry import oci
+
 MAKEFILE = """\
 TARGET_OUT ?= $(CURDIR)/out/linux_amd64
 $(TARGET_OUT)/app: src/app.sh
@@ -224,8 +226,10 @@ def test_gc_and_verify(built: Path, way: Way) -> None:
 
 def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -> None:
     hub = f"{registry.host}/{way.name}"
-    pushed = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0"))
+    release = ("--image-refs", "refs.txt", "--metadata-file", "meta.json", "--sbom")
+    pushed = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0", *release))
     assert way.task("push:app") in pushed.executed
+    assert way.task("attach:app") in pushed.executed and way.task("sbom:app") in pushed.executed
     inspected = subprocess.run(
         ["skopeo", "inspect", "--tls-verify=false", f"docker://{hub}/app:1.0"],
         capture_output=True,
@@ -233,11 +237,19 @@ def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -
         check=True,
     )
     assert json.loads(inspected.stdout)["Digest"] == names(built)["app:1.0"]
-    nothing = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0"))
+    # the refs file names every image of every plan of the run, by the digest pushed
+    refs = (built / "refs.txt").read_text().splitlines()
+    assert f"{hub}/app@{names(built)['app:1.0']}" in refs
+    expected = {"pyproject-two-plans": {"app", "other"}, "rules": {"app", "base"}}.get(
+        way.name, {"app"}
+    )  # Python rules build every rule; a plan's base: true images are not targets
+    assert {line.partition("@")[0].rsplit("/", 1)[1] for line in refs} == expected
+    assert json.loads((built / "meta.json").read_text())["app"]["references"] == [f"{hub}/app:1.0"]
+    nothing = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0", *release))
     assert nothing.executed == []
     one = ok(doit(built, way.group, "--push", "--platform-tags", "--hub", hub, "--tag", "2.0"))
     assert way.task("push:app") in one.executed
-    joined = ok(doit(built, "push_index", "--hub", hub, "--tag", "2.0"))
+    joined = ok(doit(built, "push_index", "--hub", hub, "--tag", "2.0", "--image-refs", "ix.txt"))
     assert way.task("index:app") in joined.executed
     raw = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{hub}/app:2.0"],
@@ -246,6 +258,8 @@ def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -
         check=True,
     )
     assert [m["platform"]["architecture"] for m in json.loads(raw.stdout)["manifests"]] == ["amd64"]
+    index = oci.sha256_digest(raw.stdout.encode())
+    assert f"{hub}/app@{index}" in (built / "ix.txt").read_text().splitlines()
 
 
 def test_a_bad_input_is_one_line(built: Path, way: Way) -> None:

@@ -242,10 +242,18 @@ class RegistryBase:
     def annotations(self) -> tuple[tuple[str, str], ...]:
         """base.name: the reference as FROM names it (normalised); base.digest: what it
         resolved to (an index when it names one, as a pull of it gives)."""
-        return ((BASE_DIGEST, self.resolved().top), (BASE_NAME, self.image.reference))
+        return ((BASE_DIGEST, self.resolved().top), (BASE_NAME, self.qualified))
 
     def described(self) -> tuple[str, str]:
-        return self.image.reference, self.resolved().manifest.digest
+        return self.qualified, self.resolved().manifest.digest
+
+    @property
+    def qualified(self) -> str:
+        """The reference with its tag (``:latest`` when FROM names none, nor a digest)."""
+        ref = self.reference
+        if ref.tag or ref.digest:
+            return self.image.reference
+        return str(reference.Reference(ref.registry, ref.path, "latest", ""))
 
     # -- the base step ----------------------------------------------------------------------
 

@@ -109,13 +109,19 @@ def joined(run: Run, output: Output) -> dict[str, Any] | None:
     return entry
 
 
-def entries(runs: Sequence[Run], what: str) -> dict[str, dict[str, Any]]:
-    """Every image of ``runs``, by key."""
+def entries(runs: Sequence[Run], what: str, own: Run | None = None) -> dict[str, dict[str, Any]]:
+    """Every image of ``runs``, by key. Another plan's image whose records are not there
+    yet (its push still running) is left out: that plan's release, later, has it."""
     labels = [output.label for run in runs for output in run.build.outputs]
     found: dict[str, dict[str, Any]] = {}
     for run in runs:
         for output in run.build.outputs:
-            entry = built(run, output) if what == BUILT else joined(run, output)
+            try:
+                entry = built(run, output) if what == BUILT else joined(run, output)
+            except (OSError, ValueError):
+                if run is own or own is None:
+                    raise
+                continue
             if entry is None:
                 continue
             twice = labels.count(output.label) > 1 and run.options.scope
@@ -142,7 +148,7 @@ def metadata_text(found: dict[str, dict[str, Any]]) -> bytes:
     return json.dumps(found, indent=2, sort_keys=True).encode() + b"\n"
 
 
-def _sharing(run: Run, peers: Peers, what: str) -> list[Run]:
+def _sharing(run: Run, peers: Peers) -> list[Run]:
     """The runs of the process that write the files ``run`` writes (``run`` among them)."""
     wanted = (run.options.image_refs, run.options.metadata_file)
     sharing = [
@@ -156,7 +162,7 @@ def _sharing(run: Run, peers: Peers, what: str) -> list[Run]:
 
 def contents(run: Run, peers: Peers, what: str) -> dict[Path, bytes]:
     """The files to write and what they hold now."""
-    found = entries(_sharing(run, peers, what), what)
+    found = entries(_sharing(run, peers), what, run)
     out: dict[Path, bytes] = {}
     if run.options.image_refs:
         out[run.workspace / run.options.image_refs] = refs_text(found)
