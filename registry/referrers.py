@@ -73,13 +73,16 @@ def fallback_tag(digest: str) -> str:
     return f"{algorithm}-{hex_part}"
 
 
-def push_blobs(client: RegistryClient, repository: str, blobs: Sequence[bytes]) -> None:
-    """Small blobs held in memory, each sent unless the repository has it."""
+def push_blobs(
+    client: RegistryClient, repository: str, blobs: Sequence[bytes], check: bool = True
+) -> None:
+    """Small blobs held in memory, each sent unless the repository has it (without
+    ``check``, sent without asking: what is new every time, where asking costs a request)."""
     from doit_oci.registry.upload import BlobSource
 
     for data in blobs:
         source = BlobSource.from_bytes(data)
-        if not client.blob_exists(repository, source.digest):
+        if not check or not client.blob_exists(repository, source.digest):
             client.upload_blob(repository, source)
 
 

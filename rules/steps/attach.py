@@ -12,8 +12,9 @@ records and the key file are unchanged (doit's file check) and so are the option
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit_oci.registry import oci
 from doit_oci.registry.push import Destination
@@ -30,6 +31,11 @@ from doit_oci.rules.steps.records import Attached, AttachRecord, ImageRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.steps.sbom import sbom_path
 from doit_oci.rules.units import Output
+
+if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
+    from doit_oci.registry.client import RegistryClient
+
+PARALLEL = 4  # requests in flight at once, as a push has them
 
 
 def record_path(run: Run, label: str) -> Path:
@@ -105,6 +111,49 @@ def _artifacts(
     return found
 
 
+def _attach_group(
+    client: RegistryClient, repository: str, group: list[tuple[str, str, Artifact]]
+) -> list[tuple[str, str, Artifact, oci.Descriptor]]:
+    """The artifacts of one subject, one after the other (they share its referrers index)."""
+    return [(kind, platform, a, attach(client, repository, a)) for kind, platform, a in group]
+
+
+def attach_to(
+    run: Run,
+    destination: Destination,
+    artifacts: Sequence[tuple[str, str, Artifact]],
+    signed: Sequence[str],
+    signer: Signer | None,
+) -> list[Attached]:
+    """Attach ``artifacts`` in ``destination``'s repository, then sign ``signed`` and each
+    artifact: the subjects side by side (requests in flight together, as pushes do)."""
+    client = run.clients.get(destination.registry)
+    repository, name = destination.repository, destination.name
+    groups: dict[str, list[tuple[str, str, Artifact]]] = {}
+    for item in artifacts:
+        groups.setdefault(item[2].subject.digest, []).append(item)
+    found: list[Attached] = []
+    digests = list(signed)
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        done = [pool.submit(_attach_group, client, repository, group) for group in groups.values()]
+        for future in done:
+            for kind, platform, artifact, descriptor in future.result():
+                reference = f"{name}@{descriptor.digest}"
+                subject = artifact.subject.digest
+                found.append(Attached(kind, subject, reference, descriptor.digest, platform))
+                digests.append(descriptor.digest)
+        if signer is None:
+            return found
+
+        def sign(digest: str) -> Attached:
+            text = payload(name, digest)
+            tag, sig = add_signature(client, repository, digest, text, signer.sign(text))
+            return Attached("signature", digest, f"{name}:{tag}", sig)
+
+        found.extend(pool.map(sign, digests))
+    return found
+
+
 def attach_all(run: Run, output: Output, label: str, where: Sequence[Destination]) -> None:
     """Attach to ``output`` in every repository of ``where``, and record it."""
     top = image_descriptor(run, output)
@@ -114,23 +163,10 @@ def attach_all(run: Run, output: Output, label: str, where: Sequence[Destination
         key = run.options.sign_key
         signer = load_signer(run.workspace / key, key, run.environ)
     artifacts = _artifacts(run, output, top, where)
+    signed = [top.digest] + ([m.digest for m in manifests] if len(manifests) > 1 else [])
     attached: list[Attached] = []
     for destination in where:
-        client = run.clients.get(destination.registry)
-        repository, name = destination.repository, destination.name
-        signed = [top.digest] + ([m.digest for m in manifests] if len(manifests) > 1 else [])
-        for kind, platform, artifact in artifacts:
-            descriptor = attach(client, repository, artifact)
-            reference = f"{name}@{descriptor.digest}"
-            subject = artifact.subject.digest
-            attached.append(Attached(kind, subject, reference, descriptor.digest, platform))
-            signed.append(descriptor.digest)
-        if signer is None:
-            continue
-        for digest in signed:
-            text = payload(name, digest)
-            tag, sig = add_signature(client, repository, digest, text, signer.sign(text))
-            attached.append(Attached("signature", digest, f"{name}:{tag}", sig))
+        attached.extend(attach_to(run, destination, artifacts, signed, signer))
     AttachRecord(tuple(attached)).write(record_path(run, label))
 
 

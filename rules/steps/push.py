@@ -163,8 +163,8 @@ def join_record_path(run: Run, label: str) -> Path:
 def push_index(run: Run, output: Output) -> list[str]:
     """Make the multi-platform image from what one machine per platform pushed under
     ``<tag>-<arch>``: read those manifests and their configs (never a layer), put the
-    index by digest, then under each tag (push/<label>.index.json records it). The
-    references pushed, with digests."""
+    index by digest, then under each tag (push/<label>.index.json records it for the
+    release files, when they are asked for). The references pushed, with digests."""
     done = []
     pushed: list[str] = []
     platforms: dict[str, tuple[str, str, str]] = {}
@@ -196,6 +196,7 @@ def push_index(run: Run, output: Output) -> list[str]:
             top = oci.describe(oci.INDEX, index)
             pushed.append(f"{destination.name}:{tag}")
             done.append(f"{destination.name}:{tag}@{digest}")
-    record = JoinRecord(top, tuple(pushed), tuple(platforms[key] for key in sorted(platforms)))
-    record.write(join_record_path(run, output.label))
+    if run.options.image_refs or run.options.metadata_file:  # else nothing is written
+        record = JoinRecord(top, tuple(pushed), tuple(platforms[p] for p in sorted(platforms)))
+        record.write(join_record_path(run, output.label))
     return done
