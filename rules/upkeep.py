@@ -17,7 +17,7 @@ from pathlib import Path
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.graph import Check, Doit, TaskDict, task_params
 from doit_oci.rules.names import TaskName
-from doit_oci.rules.steps import housekeeping, push, release, status
+from doit_oci.rules.steps import attach, housekeeping, push, release, status
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
 
@@ -62,8 +62,12 @@ def _gc(runs: Runs) -> None:
 
 
 def _push_index(run: Run, output: Output) -> None:
-    for line in push.push_index(run, output):
-        print(f"pushed the index {line}")
+    joined = push.push_index(run, output)
+    for destination, tag, digest in joined:
+        print(f"pushed the index {destination.name}:{tag}@{digest}")
+    if run.options.sign_key:  # every index pushed is signed, as every image pushed is
+        for line in attach.sign_indexes(run, [(d, digest) for d, _, digest in joined]):
+            print(line)
 
 
 def command_task(

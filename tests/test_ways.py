@@ -6,6 +6,7 @@ verify, push_index and a bad input behave the same in each, by construction."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -13,7 +14,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from registries import RunningRegistry
 from support import Run
 
@@ -249,7 +253,16 @@ def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -
     assert nothing.executed == []
     one = ok(doit(built, way.group, "--push", "--platform-tags", "--hub", hub, "--tag", "2.0"))
     assert way.task("push:app") in one.executed
-    joined = ok(doit(built, "push_index", "--hub", hub, "--tag", "2.0", "--image-refs", "ix.txt"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    (built / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    index_args = ("--tag", "2.0", "--image-refs", "ix.txt", "--sign-key", "key.pem")
+    joined = ok(doit(built, "push_index", "--hub", hub, *index_args))
     assert way.task("index:app") in joined.executed
     raw = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{hub}/app:2.0"],
@@ -260,6 +273,16 @@ def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -
     assert [m["platform"]["architecture"] for m in json.loads(raw.stdout)["manifests"]] == ["amd64"]
     index = oci.sha256_digest(raw.stdout.encode())
     assert f"{hub}/app@{index}" in (built / "ix.txt").read_text().splitlines()
+    # the index push_index made is signed as cosign signs (the payload names it)
+    sig = httpx.get(
+        f"{registry.url}/v2/{way.name}/app/manifests/sha256-{index[7:]}.sig",
+        headers={"Accept": oci.MANIFEST},
+    ).json()
+    (layer,) = sig["layers"]
+    signed = httpx.get(f"{registry.url}/v2/{way.name}/app/blobs/{layer['digest']}").content
+    assert json.loads(signed)["critical"]["image"]["docker-manifest-digest"] == index
+    signature = base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"])
+    key.public_key().verify(signature, signed, ec.ECDSA(hashes.SHA256()))
 
 
 def test_a_bad_input_is_one_line(built: Path, way: Way) -> None:

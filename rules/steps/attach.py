@@ -170,6 +170,19 @@ def attach_all(run: Run, output: Output, label: str, where: Sequence[Destination
     AttachRecord(tuple(attached)).write(record_path(run, label))
 
 
+def sign_indexes(run: Run, indexes: Sequence[tuple[Destination, str]]) -> list[str]:
+    """push_index's: sign each index made, in its repository (once per digest)."""
+    key = run.options.sign_key
+    signer = load_signer(run.workspace / key, key, run.environ)
+    lines = []
+    for destination, digest in dict.fromkeys(indexes):
+        client = run.clients.get(destination.registry)
+        text = payload(destination.name, digest)
+        tag, _ = add_signature(client, destination.repository, digest, text, signer.sign(text))
+        lines.append(f"signed {destination.name}@{digest} ({destination.name}:{tag})")
+    return lines
+
+
 def file_deps(run: Run, output: Output) -> list[str]:
     """What attaching reads, for doit's file check."""
     paths: list[Path] = []

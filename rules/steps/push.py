@@ -160,12 +160,13 @@ def join_record_path(run: Run, label: str) -> Path:
     return run.records / "push" / f"{label}.index.json"
 
 
-def push_index(run: Run, output: Output) -> list[str]:
+def push_index(run: Run, output: Output) -> list[tuple[Destination, str, str]]:
     """Make the multi-platform image from what one machine per platform pushed under
     ``<tag>-<arch>``: read those manifests and their configs (never a layer), put the
     index by digest, then under each tag (push/<label>.index.json records it for the
-    release files, when they are asked for). The references pushed, with digests."""
-    done = []
+    release files, when they are asked for). Where each index went: (destination, tag,
+    digest)."""
+    done: list[tuple[Destination, str, str]] = []
     pushed: list[str] = []
     platforms: dict[str, tuple[str, str, str]] = {}
     top = oci.Descriptor(oci.INDEX, "", 0)
@@ -195,7 +196,7 @@ def push_index(run: Run, output: Output) -> list[str]:
             client.put_manifest(repository, tag, index, oci.INDEX)
             top = oci.describe(oci.INDEX, index)
             pushed.append(f"{destination.name}:{tag}")
-            done.append(f"{destination.name}:{tag}@{digest}")
+            done.append((destination, tag, digest))
     if run.options.image_refs or run.options.metadata_file:  # else nothing is written
         record = JoinRecord(top, tuple(pushed), tuple(platforms[p] for p in sorted(platforms)))
         record.write(join_record_path(run, output.label))
