@@ -336,7 +336,7 @@ class Attached:
 
     def to_json(self) -> dict[str, Any]:
         out = {"kind": self.kind, "subject": self.subject, "reference": self.reference}
-        out["digest"] = self.digest
+        out |= {"digest": self.digest}
         if self.platform:
             out["platform"] = self.platform
         return out

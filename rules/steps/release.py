@@ -83,7 +83,7 @@ def _entry(descriptor: Descriptor, references: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def built(run: Run, output: Output) -> dict[str, Any] | None:
+def built(run: Run, output: Output) -> dict[str, Any]:
     """What the build gave of ``output``: pushed (its push record), or in out/oci."""
     descriptor = image_descriptor(run, output)
     references: Sequence[str] = output.ref_names
