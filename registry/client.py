@@ -171,6 +171,11 @@ class RegistryClient:
         return data, str(document.get("mediaType") or media_type), digest
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        return self.put_manifest_answer(repository, reference, data, media_type)[0]
+
+    def put_manifest_answer(
+        self, repository: str, reference: str, data: bytes, media_type: str
+    ) -> tuple[str, httpx.Headers]:  # the digest, and the headers (OCI-Subject...)
         digest = oci.sha256_digest(data)
         response = self.session.request(
             "PUT",
@@ -183,20 +188,22 @@ class RegistryClient:
             ok=(201, 200, 202),
         )
         self.session.check_digest(response, digest, repository, "put manifest")
-        return digest
+        return digest, response.headers
 
-    def tags(self, repository: str) -> list[str]:
-        response = self.session.request(
-            "GET",
-            f"/v2/{repository}/tags/list",
-            repository,
-            "list tags",
-            scopes=(scope(repository, "pull"),),
-            allow=(404,),
-        )
-        if response.status_code == 404:
-            return []
-        return [str(tag) for tag in (response.json().get("tags") or [])]
+
+def tags(client: RegistryClient, repository: str) -> list[str]:
+    """The tags of ``repository`` (none when it does not exist)."""
+    response = client.session.request(
+        "GET",
+        f"/v2/{repository}/tags/list",
+        repository,
+        "list tags",
+        scopes=(scope(repository, "pull"),),
+        allow=(404,),
+    )
+    if response.status_code == 404:
+        return []
+    return [str(tag) for tag in (response.json().get("tags") or [])]
 
 
 class Clients:

@@ -26,6 +26,7 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 REF_NAME = "org.opencontainers.image.ref.name"
+EMPTY = "application/vnd.oci.empty.v1+json"  # the config of an artifact: b"{}"
 
 # each kind of document under its OCI and its Docker media type, in one place
 INDEX_TYPES = (INDEX, DOCKER_MANIFEST_LIST)
@@ -107,6 +108,7 @@ class Descriptor:
     size: int
     annotations: tuple[tuple[str, str], ...] = ()
     platform: Platform | None = None
+    artifact_type: str = ""  # of an artifact manifest, in a referrers index
 
     def to_json(self) -> JSON:
         out: JSON = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
@@ -114,6 +116,8 @@ class Descriptor:
             out["annotations"] = dict(self.annotations)
         if self.platform is not None:
             out["platform"] = self.platform.to_json()
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         return out
 
     @classmethod
@@ -125,6 +129,7 @@ class Descriptor:
             size=int(data["size"]),
             annotations=tuple(sorted((data.get("annotations") or {}).items())),
             platform=Platform.from_json(platform) if platform else None,
+            artifact_type=str(data.get("artifactType") or ""),
         )
 
     def annotated(self, **annotations: str) -> Descriptor:
@@ -146,6 +151,8 @@ class Manifest:
     layers: tuple[Descriptor, ...]
     annotations: tuple[tuple[str, str], ...] = ()
     media_type: str = MANIFEST
+    artifact_type: str = ""  # an artifact's (an SBOM...), as OCI 1.1 has them
+    subject: Descriptor | None = None  # what an artifact refers to
 
     def to_json(self) -> JSON:
         out: JSON = {
@@ -156,6 +163,10 @@ class Manifest:
         }
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        if self.subject is not None:
+            out["subject"] = self.subject.to_json()
         return out
 
     def to_bytes(self) -> bytes:
@@ -168,6 +179,8 @@ class Manifest:
             layers=tuple(Descriptor.from_json(layer) for layer in data.get("layers", [])),
             annotations=tuple(sorted((data.get("annotations") or {}).items())),
             media_type=str(data.get("mediaType", MANIFEST)),
+            artifact_type=str(data.get("artifactType") or ""),
+            subject=Descriptor.from_json(data["subject"]) if data.get("subject") else None,
         )
 
 

@@ -10,6 +10,7 @@ carries its own query (``_state``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,12 @@ class BlobSource:
     ) -> BlobSource:
         size = path.stat().st_size
         return cls(digest, size, lambda offset, length: FileSlice(path, offset, length, progress))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BlobSource:
+        """A small blob held in memory (an SBOM, a signature's payload)."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return cls(digest, len(data), lambda offset, length: [data[offset : offset + length]])
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from doit_oci.registry.reference import ReferenceError, check_tag, split_repository
+from doit_oci.rules.annotations import check_key
 from doit_oci.rules.errors import UserError
 
 SAVE_SUFFIXES = (".tar.gz", ".tgz", ".oci.tar")
@@ -51,6 +52,7 @@ class ImageRule:
     platforms: tuple[str, ...] = ()
     emulation_required: bool = False
     config: ImageConfigRule = ImageConfigRule()
+    annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -148,6 +150,7 @@ def image_rule(
     workdir: str | None = None,
     labels: Mapping[str, str] | None = None,
     expose: Sequence[str] = (),
+    annotations: Mapping[str, str] | None = None,
 ) -> ImageRule:
     """An image rule, checked; ``known`` are the rules declared before it."""
     _check_name(name, "oci_image", where, known)
@@ -209,7 +212,18 @@ def image_rule(
         platforms=_strings(platforms, "platforms", where, 'platforms=["linux/amd64"]'),
         emulation_required=bool(emulation_required),
         config=config,
+        annotations=_annotations(annotations, where),
     )
+
+
+def _annotations(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    example = 'annotations={"org.opencontainers.image.vendor": "Example"}'
+    found = _mapping(value, "annotations", where, example)
+    for key, _ in found:
+        check_key(key, where, f"write {example}")
+    return found
 
 
 def _check_name(name: object, kind: str, where: str, known: Sequence[Declaration]) -> None:

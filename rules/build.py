@@ -15,10 +15,12 @@ from pathlib import Path
 
 from doit_oci.registry import reference
 from doit_oci.registry.oci import Platform, is_ref_name
+from doit_oci.rules.annotations import automatic, merged
 from doit_oci.rules.dockerfile.model import Dockerfile
 from doit_oci.rules.dockerfile.read import read_dockerfile
 from doit_oci.rules.dockerfile.stages import automatic_args, root_platform, select_chain
 from doit_oci.rules.errors import UserError
+from doit_oci.rules.gitsource import read_source
 from doit_oci.rules.inputs import DOCKERFILE_LIMIT, read_text
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import ImagePlan, Plan, load_plan
@@ -132,6 +134,10 @@ def load_build(
             "push to another hub, or set CI=true if this really is CI (protectedHubs in the plan)",
         )
     several = len(options.platforms) > 1
+    check_sign_key(options, workspace)
+    # read once, when the tasks are made: HEAD and the remote of the workspace's checkout
+    source = read_source(workspace) if options.auto_annotations else None
+    auto = automatic(options.epoch, source) if options.auto_annotations else ()
     dockerfiles: dict[Path, Dockerfile] = {}
     units: dict[str, Unit] = {}
     order: list[str] = []
@@ -230,6 +236,7 @@ def load_build(
             / plan.platform.slug
             / key.split("@")[0],
             variant=variant,
+            annotations=merged(auto, plan.annotations, image.annotations, options.annotations),
         )
         units[key] = unit
         order.append(key)
@@ -273,4 +280,18 @@ def load_build(
         units=tuple(units[k] for k in order),
         outputs=tuple(outputs),
         make_goals=tuple(goals),
+        source=source,
     )
+
+
+def check_sign_key(options: Options, workspace: Path) -> None:
+    """--sign-key names a file we can read (it is read, and never copied, when signing)."""
+    if not options.sign_key or not options.push:
+        return
+    path = workspace / options.sign_key
+    if not path.is_file():
+        raise UserError(
+            f"--sign-key {options.sign_key}: no such file",
+            "options",
+            "give the path of a PEM ECDSA P-256 private key (or of cosign.key)",
+        )

@@ -175,7 +175,59 @@ OPTIONS = (
         ("PROGRESS",),
         "auto",
     ),
+    Option(
+        "annotation",
+        "annotation",
+        "list",
+        "KEY=VALUE annotating every manifest and index (repeatable)",
+    ),
+    Option(
+        "no_auto_annotations",
+        "no-auto-annotations",
+        "bool",
+        "no automatic annotations (created, source, revision, base.name, base.digest)",
+    ),
+    Option(
+        "image_refs",
+        "image-refs",
+        "str",
+        "write <hub>/<name>@<digest> of every image pushed (or built) to FILE",
+        ("IMAGE_REFS",),
+    ),
+    Option(
+        "metadata_file",
+        "metadata-file",
+        "str",
+        "write what was built, pushed and attached, by image, as JSON to FILE",
+        ("METADATA_FILE",),
+    ),
+    Option(
+        "sbom",
+        "sbom",
+        "bool",
+        "an SPDX SBOM per image and platform in out/sbom, attached to what is pushed",
+        ("SBOM",),
+    ),
+    Option(
+        "provenance",
+        "provenance",
+        "bool",
+        "SLSA provenance attached to every image pushed",
+        ("PROVENANCE",),
+    ),
+    Option(
+        "sign_key",
+        "sign-key",
+        "str",
+        "sign what is pushed, as cosign does, with this ECDSA P-256 key (PEM, or cosign's"
+        " encrypted key with COSIGN_PASSWORD)",
+        ("SIGN_KEY",),
+    ),
 )
+
+
+# options whose values are KEY=VALUE: a separate word would be a doit variable
+_KEY_VALUE = frozenset({"build_arg", "annotation"})
 
 
 class HelpWanted(Exception):
@@ -244,11 +296,11 @@ def read_argv(argv: Sequence[str], task: str | Sequence[str]) -> dict[str, list[
             found.setdefault(option.name, []).append("true")
             continue
         if not has_value:
-            if option.name == "build_arg" and i < len(words) and "=" in words[i]:
+            if option.name in _KEY_VALUE and i < len(words) and "=" in words[i]:
                 raise UserError(
-                    f"--build-arg {words[i]} would be read by doit as a variable of its own",
+                    f"--{flag} {words[i]} would be read by doit as a variable of its own",
                     "command line",
-                    f"write --build-arg={words[i]}",
+                    f"write --{flag}={words[i]}",
                 )
             if i >= len(words):
                 raise UserError(

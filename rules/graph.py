@@ -12,6 +12,7 @@ so that the graph is made, and tested, without it.
     translate:<image>   COPY sources -> layer-K.inputs.json (what each layer holds), tree.json
     layer:<image>.<K>   one layer blob per COPY/ADD, streamed into out/oci
     image:<image>       config and manifest -> out/oci, image.json
+    sbom:<image>        its SPDX SBOM in out/sbom (--sbom)
     layout              out/oci/index.json names every image <name>:<tag>
 
 ``<image>`` is ``<name>[-variant][@<os>_<arch>]``: the platform when several are built.
@@ -35,7 +36,7 @@ from doit_oci.rules.make import call_make, make_environment, make_is_up_to_date
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.plan import platform_variables
 from doit_oci.rules.progress import say
-from doit_oci.rules.steps import copy, image, layer, layout, parse
+from doit_oci.rules.steps import copy, image, layer, layout, parse, sbom
 from doit_oci.rules.steps.base import RegistryBase, base_of
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Unit
@@ -223,9 +224,27 @@ def image_task(doit: Doit, run: Run, name: str, unit: Unit) -> TaskDict:
         + _base_deps(run, unit),
         "targets": [str(unit.image_record)],
         "uptodate": [
-            doit.changed({"epoch": run.options.epoch, "version": SPEC_VERSION}),
+            doit.changed(
+                {
+                    "epoch": run.options.epoch,
+                    "version": SPEC_VERSION,
+                    "annotations": [*unit.annotations, run.options.auto_annotations],
+                }
+            ),
             Check("its manifest and config are in out/oci", partial(image.uptodate, run, unit)),
         ],
+        "clean": True,
+    }
+
+
+def sbom_task(doit: Doit, run: Run, name: str, unit: Unit) -> TaskDict:
+    return {
+        "basename": name,
+        "doc": f"write the SPDX SBOM of {unit.name} ({unit.platform})",
+        "actions": [doit.action(partial(sbom.sbom, run, unit))],
+        "file_dep": [str(path) for path in sbom.inputs(run, unit)],
+        "targets": [str(sbom.sbom_path(run, unit))],
+        "uptodate": [doit.changed({"epoch": run.options.epoch, "version": SPEC_VERSION})],
         "clean": True,
     }
 
@@ -279,4 +298,6 @@ def image_tasks_of(doit: Doit, run: Run, prefix: str) -> Iterator[TaskDict]:
         for index in range(unit.layer_count):
             yield layer_task(doit, run, name("layer", unit, index), unit, index, cache_check)
         yield image_task(doit, run, name("image", unit), unit)
+        if run.options.sbom:
+            yield sbom_task(doit, run, name("sbom", unit), unit)
     yield layout_task(doit, run, name("layout"))

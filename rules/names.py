@@ -24,9 +24,12 @@ STEPS = (
     "translate",
     "layer",
     "image",
+    "sbom",
     "layout",
     "upload",
     "push",
+    "attach",
+    "release",
     "save",
     "load",
 )

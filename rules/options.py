@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from doit_oci.registry.mirror import Mirror, parse_mirrors
 from doit_oci.registry.oci import Platform
 from doit_oci.registry.reference import ReferenceError, check_hub, check_tag, is_loopback
+from doit_oci.rules.annotations import parse_option
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.flags import (
     DEFAULT_PLAN,
@@ -69,6 +70,18 @@ class Options:
         return label not in found or platform in found[label]
 
     progress: str = "auto"  # auto, tty, plain or json (rules.display)
+    annotations: tuple[tuple[str, str], ...] = ()  # --annotation=K=V, in order
+    auto_annotations: bool = True  # created, source, revision, base.name, base.digest
+    image_refs: str = ""  # the file --image-refs writes (relative to the workspace)
+    metadata_file: str = ""  # the file --metadata-file writes
+    sbom: bool = False
+    provenance: bool = False
+    sign_key: str = ""  # the key --sign-key signs with (never copied anywhere)
+
+    @property
+    def attaches(self) -> bool:
+        """Whether anything is attached to the images pushed."""
+        return self.push and (self.sbom or self.provenance or bool(self.sign_key))
 
     @property
     def layer_compression(self) -> str:
@@ -319,6 +332,7 @@ def read_options(
             "options",
             f"choose one of {', '.join(PROGRESS_MODES)} (--progress or PROGRESS)",
         )
+    sign_key = (pick("sign_key", "SIGN_KEY") or [""])[-1]
     return Options(
         progress=progress,
         load=load,
@@ -329,6 +343,13 @@ def read_options(
         check="check" in given,
         all_platforms=all_platforms,
         mirrors=mirrors,
+        annotations=tuple(parse_option(item) for item in given.get("annotation", [])),
+        auto_annotations="no_auto_annotations" not in given,
+        image_refs=(pick("image_refs", "IMAGE_REFS") or [""])[-1],
+        metadata_file=(pick("metadata_file", "METADATA_FILE") or [""])[-1],
+        sbom="sbom" in given or env("SBOM") == "true",
+        provenance="provenance" in given or env("PROVENANCE") == "true",
+        sign_key=sign_key,
         cache_repo=cache_repo,
         platform_tags=platform_tags,
         cache_dir=cache_dir_from(argv, environ),

@@ -33,8 +33,17 @@ IMAGE_KEYS = (
     "platforms",
     "args",
     "ignoreRuns",
+    "annotations",
 )
-PLAN_KEYS = ("images", "example", "args", "ignoreRuns", "protectedHubs", "mirrors")
+PLAN_KEYS = (
+    "images",
+    "example",
+    "args",
+    "ignoreRuns",
+    "protectedHubs",
+    "mirrors",
+    "annotations",
+)
 
 # Go's os.Expand: ${NAME} (any text up to '}'), $NAME (letters, digits, '_'), and the
 # one-character shell names ($1, $$, $?, ...), all looked up; "${}" and an unclosed "${"
@@ -62,6 +71,7 @@ class ImagePlan:
     # where messages place its instructions: "" for the Dockerfile's own lines, the rule's
     # place in dodo.py for a Dockerfile written for a Python rule
     dockerfile_where: str = ""
+    annotations: tuple[tuple[str, str], ...] = ()  # its own, over the plan's
 
     def dependencies(self, workspace: Path) -> tuple[Path, ...]:
         """The real paths a Dockerfile of this image may COPY from, as in the seed."""
@@ -80,6 +90,7 @@ class Plan:
     ignore_runs: bool = False
     protected_hubs: tuple[str, ...] = ()  # pushed to only from CI (the env var CI set)
     mirrors: tuple[Mirror, ...] = ()  # where bases are read first (mirrors:)
+    annotations: tuple[tuple[str, str], ...] = ()  # of every image of the plan
 
     def find(self, name: str) -> ImagePlan | None:
         for image in self.images:
@@ -199,6 +210,9 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
         else ()
     )
     mirrors = _mirrors(reader, top["mirrors"][1]) if "mirrors" in top else ()
+    annotations = (
+        reader.annotations(top["annotations"][1], "annotations") if "annotations" in top else ()
+    )
     images_node = top["images"][1]
     if not isinstance(images_node, yaml.SequenceNode):
         raise reader.fail(
@@ -216,7 +230,9 @@ def load_plan(path: str, platform: Platform, workspace: Path, environ: Mapping[s
             )
         seen[image.name] = image.where
         images.append(image)
-    return Plan(shown, platform, tuple(images), plan_args, ignore_runs, protected, mirrors)
+    return Plan(
+        shown, platform, tuple(images), plan_args, ignore_runs, protected, mirrors, annotations
+    )
 
 
 def _mirrors(reader: Reader, node: yaml.Node) -> tuple[Mirror, ...]:
@@ -334,4 +350,7 @@ def _read_image(reader: Reader, node: yaml.Node, workspace: Path) -> ImagePlan:
         platforms=tuple(platforms),
         args=reader.string_map(entries["args"][1], f"args of {what}") if "args" in entries else (),
         ignore_runs=flag("ignoreRuns"),
+        annotations=reader.annotations(entries["annotations"][1], f"annotations of {what}")
+        if "annotations" in entries
+        else (),
     )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import yaml
 
+from doit_oci.rules.annotations import check_key
 from doit_oci.rules.errors import UserError
 
 
@@ -81,6 +82,14 @@ class Reader:
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, f"{what} must be a list", "write one '- item' per line")
         return [(item, self.string(item, f"an entry of {what}")) for item in node.value]
+
+    def annotations(self, node: yaml.Node, what: str) -> tuple[tuple[str, str], ...]:
+        """An ``annotations:`` map: keys without spaces, string values."""
+        found = self.string_map(node, what)
+        if found:
+            for name, (key_node, _) in self.mapping(node, what).items():
+                check_key(name, self.where(key_node), "write keys such as org.example.team")
+        return found
 
     def string_map(self, node: yaml.Node, what: str) -> tuple[tuple[str, str], ...]:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":

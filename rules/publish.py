@@ -7,6 +7,8 @@ the housekeeping tasks, and the group task over a build. No doit here (see rules
     save:<image>        its archives (--save; and where an oci_save of it says)
     load:<image>        into a local runtime (--load)
     index:<image>       the multi-platform image of an oci_index, or push_index's join
+    attach:<image>      its SBOMs, provenance and signatures, after its push
+    release             the --image-refs and --metadata-file files
     status, gc, verify, push_index
 """
 
@@ -30,12 +32,12 @@ from doit_oci.rules.graph import (
 )
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.progress import say
-from doit_oci.rules.steps import layout, load, push, save
+from doit_oci.rules.steps import attach, layout, load, push, save
 from doit_oci.rules.steps import lock as locking
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output
-from doit_oci.rules.upkeep import Runs, housekeeping_tasks
+from doit_oci.rules.upkeep import Runs, housekeeping_tasks, release_task
 from doit_oci.rules.uploads import upload_tasks
 
 
@@ -78,12 +80,14 @@ def build_tasks(
     prefix: str = "",
     extra: Extra = Extra(),
     everyone: Runs | None = None,
+    peers: Runs | None = None,
 ) -> Iterator[TaskDict]:
     """Every task of ``run``'s build, ``prefix`` before each name, then ``group`` over
     them; with ``everyone`` (the runs of every plan of the process, known when the tasks
-    run), also the housekeeping tasks under their plain names, over all of them. With
-    --no-cache every task that does something runs, whatever doit knows."""
-    for task in _tasks(doit, run, group, prefix, extra, everyone):
+    run), also the housekeeping tasks under their plain names, over all of them.
+    ``peers`` are the runs of every plan of the process, for the release files they
+    share. With --no-cache every task that does something runs, whatever doit knows."""
+    for task in _tasks(doit, run, group, prefix, extra, everyone, peers or partial(_one, run)):
         if run.options.no_cache and task.get("actions"):
             task["uptodate"] = [*task.get("uptodate", []), False]
         yield task
@@ -94,7 +98,13 @@ def _one(run: Run) -> list[Run]:
 
 
 def _tasks(
-    doit: Doit, run: Run, group: str, prefix: str, extra: Extra, everyone: Runs | None
+    doit: Doit,
+    run: Run,
+    group: str,
+    prefix: str,
+    extra: Extra,
+    everyone: Runs | None,
+    peers: Runs,
 ) -> Iterator[TaskDict]:
     options = run.options
     problems = locking.problems(run, group)
@@ -111,7 +121,16 @@ def _tasks(
         yield from uploads
         pushes = [_after_uploads(run, spec, needs) for spec in pushes]
     grouped = [str(TaskName("push", spec.label, prefix=prefix)) for spec in pushes]
-    yield from push_tasks(doit, run, prefix, merged_pushes(pushes, extra.pushes))
+    if options.sbom:
+        grouped += [str(TaskName("sbom", unit.key, prefix=prefix)) for unit in run.build.units]
+    merged = merged_pushes(pushes, extra.pushes)
+    yield from push_tasks(doit, run, prefix, merged)
+    if options.attaches:
+        labels = {output.label: output for output in run.build.outputs}
+        for pushed in merged:
+            if pushed.label in labels:
+                yield attach_task(doit, run, prefix, pushed, labels[pushed.label])
+                grouped.append(str(TaskName("attach", pushed.label, prefix=prefix)))
     saves = list(output_saves(run)) if options.save else []
     grouped += [str(TaskName("save", spec.label, prefix=prefix)) for spec in saves]
     for spec in merged_saves(saves, extra.saves):
@@ -122,10 +141,14 @@ def _tasks(
         for output in run.build.outputs:
             grouped.append(str(TaskName("load", output.label, prefix=prefix)))
             yield load_task(doit, run, grouped[-1], output)
+    if options.image_refs or options.metadata_file:
+        after = [str(TaskName("layout", prefix=prefix)), *grouped]
+        yield release_task(doit, run, str(TaskName("release", prefix=prefix)), after, peers)
+        grouped.append(str(TaskName("release", prefix=prefix)))
     if prefix:
-        yield from housekeeping_tasks(doit, partial(_one, run), prefix, run)
+        yield from housekeeping_tasks(doit, partial(_one, run), prefix, run, peers)
     if everyone is not None:
-        yield from housekeeping_tasks(doit, everyone, "", None if prefix else run)
+        yield from housekeeping_tasks(doit, everyone, "", None if prefix else run, peers)
     yield {
         "basename": group,
         "doc": "build the images into the OCI image layout out/oci"
@@ -228,6 +251,40 @@ def push_tasks(doit: Doit, run: Run, prefix: str, specs: Sequence[PushTask]) -> 
         }
     for spec in specs:
         yield push_task(doit, run, prefix, spec)
+
+
+def attach_task(doit: Doit, run: Run, prefix: str, spec: PushTask, output: Output) -> TaskDict:
+    """attach:<image>: after its push, its SBOMs, provenance and signatures."""
+    options = run.options
+    pushed = str(TaskName("push", spec.label, prefix=prefix))
+    sboms = (
+        [str(TaskName("sbom", unit.key, prefix=prefix)) for unit in run.units_of(output)]
+        if options.sbom
+        else []
+    )
+    source = run.build.source
+    return {
+        "basename": str(TaskName("attach", spec.label, prefix=prefix)),
+        "doc": f"attach to {spec.label} what --sbom, --provenance and --sign-key ask for",
+        "actions": [doit.action(partial(attach.attach_all, run, output, spec.label, spec.where))],
+        "file_dep": [str(push.record_path(run, spec.label)), *attach.file_deps(run, output)],
+        "task_dep": [pushed, *sboms],
+        "targets": [str(attach.record_path(run, spec.label))],
+        "uptodate": [
+            doit.changed(
+                {
+                    "sbom": options.sbom,
+                    "provenance": options.provenance,
+                    "key": options.sign_key,
+                    "source": [source.revision, source.url] if source else [],
+                    "args": list(options.build_args),
+                    "annotations": list(options.annotations),
+                    "version": SPEC_VERSION,
+                }
+            )
+        ],
+        "verbosity": 2,
+    }
 
 
 # -- saves ---------------------------------------------------------------------------------

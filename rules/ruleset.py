@@ -90,7 +90,8 @@ def oci_image(name: str, **keywords: Any) -> RuleTasks:
     on it. Without: ``base`` (``":name"``, a rule, a registry reference, or None for
     scratch), ``files`` as {path in the image: path in the workspace} and the config
     keywords ``entrypoint``, ``cmd`` (lists), ``env``, ``labels`` (mappings), ``user``,
-    ``workdir``, ``expose``. Also ``args``, ``platforms``, ``emulation_required``."""
+    ``workdir``, ``expose``. Also ``args``, ``platforms``, ``emulation_required`` and
+    ``annotations`` (a mapping, on its manifests and index)."""
     where = _where()
     if "base" in keywords:
         keywords["base"] = _rule(keywords["base"])

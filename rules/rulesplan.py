@@ -121,6 +121,7 @@ def rules_plan(
                 emulation_required=rule.emulation_required,
                 args=rule.args,
                 dockerfile_where="" if rule.dockerfile else rule.where,
+                annotations=rule.annotations,
             )
         )
     return Plan("dodo.py", platform, tuple(images)), written

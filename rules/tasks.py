@@ -353,7 +353,7 @@ def make_tasks(
         PROCESS.housekeeping_given = True
         everyone = _every_run
     try:
-        tasks = list(build_tasks(DOIT, run, group, prefix, extra(run), everyone))
+        tasks = list(build_tasks(DOIT, run, group, prefix, extra(run), everyone, _every_run))
     except UserError as exc:
         stop(exc)
     PROCESS.runs.append(report.Made(run, group, prefix))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.dockerfile.model import Chain
+from doit_oci.rules.gitsource import GitSource
 from doit_oci.rules.options import Options
 from doit_oci.rules.plan import ImagePlan, Plan
 
@@ -70,6 +71,8 @@ class Unit:
     build_args: tuple[tuple[str, str], ...]
     dir: Path  # where its records live
     variant: str = "default"
+    # the user's and the automatic ones but a registry base's (the image step adds those)
+    annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -159,6 +162,7 @@ class Build:
     units: tuple[Unit, ...]  # bases before the images on them
     outputs: tuple[Output, ...]  # the images this build gives, in plan order
     make_goals: tuple[tuple[Platform, tuple[str, ...]], ...]
+    source: GitSource | None = None  # the workspace's git checkout, when it is one
 
     @property
     def out(self) -> Path:

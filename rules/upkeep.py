@@ -15,10 +15,10 @@ from functools import partial
 from pathlib import Path
 
 from doit_oci.rules.errors import UserError
-from doit_oci.rules.graph import Doit, TaskDict, task_params
+from doit_oci.rules.graph import Check, Doit, TaskDict, task_params
 from doit_oci.rules.names import TaskName
 from doit_oci.rules.progress import tell
-from doit_oci.rules.steps import housekeeping, load, push, status
+from doit_oci.rules.steps import attach, housekeeping, load, push, release, status
 from doit_oci.rules.steps import lock as locking
 from doit_oci.rules.steps.remote import verify_remote
 from doit_oci.rules.steps.run import Run
@@ -84,7 +84,7 @@ def _lock(runs: Runs, keep_others: bool) -> None:
     check = any(run.options.check for run in every)
     lines, stale = locking.lock(every, keep_others, check)
     for line in lines:
-        print(line)
+        tell(line)
     if stale:
         raise UserError(
             f"{', '.join(stale)} is not current",
@@ -94,8 +94,12 @@ def _lock(runs: Runs, keep_others: bool) -> None:
 
 
 def _push_index(run: Run, output: Output) -> None:
-    for line in push.push_index(run, output):
-        tell(f"pushed the index {line}")
+    joined = push.push_index(run, output)
+    for destination, tag, digest in joined:
+        tell(f"pushed the index {destination.name}:{tag}@{digest}")
+    if run.options.sign_key:  # every index pushed is signed, as every image pushed is
+        for line in attach.sign_indexes(run, [(d, digest) for d, _, digest in joined]):
+            tell(line)
 
 
 def command_task(
@@ -111,9 +115,31 @@ def command_task(
     }
 
 
-def housekeeping_tasks(doit: Doit, runs: Runs, prefix: str, own: Run | None) -> Iterator[TaskDict]:
+def release_task(
+    doit: Doit, run: Run, name: str, after: Sequence[str], peers: Runs, what: str = release.BUILT
+) -> TaskDict:
+    """release: the --image-refs and --metadata-file files, once what they tell is done."""
+    return {
+        "basename": name,
+        "doc": "write the --image-refs and --metadata-file files",
+        "actions": [doit.action(partial(release.release, run, peers, what))],
+        "task_dep": list(after),
+        "uptodate": [
+            Check(
+                "the refs and metadata files say what the records say",
+                partial(release.uptodate, run, peers, what),
+            )
+        ],
+        "verbosity": 2,
+    }
+
+
+def housekeeping_tasks(
+    doit: Doit, runs: Runs, prefix: str, own: Run | None, peers: Runs | None = None
+) -> Iterator[TaskDict]:
     """status, verify, gc, load and push_index over ``runs``; ``own`` is the run whose
-    push_index joins are tasks of their own (``index:<image>``)."""
+    push_index joins are tasks of their own (``index:<image>``), and whose release files
+    (--image-refs, --metadata-file) then tell what they joined (with ``peers``')."""
     plan = own.options.plan if own is not None else ""
     commands: tuple[tuple[str, str, Callable[[], object]], ...] = (
         (
@@ -155,6 +181,11 @@ def housekeeping_tasks(doit: Doit, runs: Runs, prefix: str, own: Run | None) -> 
                 "actions": [doit.action(partial(_push_index, own, output))],
                 "verbosity": 2,
             }
+        if own.options.image_refs or own.options.metadata_file:
+            name = str(TaskName("release", "push_index", prefix=prefix))
+            task = release_task(doit, own, name, list(joins), peers or runs, release.JOINED)
+            yield {**task, "uptodate": []}  # push_index always runs: so does its release
+            joins.append(name)
     if not prefix:
         # the plain one over every plan: each plan's own (``<prefix>push_index``), found by
         # doit once every creator has run (a name with a prefix: at least one character)

@@ -75,6 +75,7 @@ E2E_MODULES = {
     "test_locking.py",
     "test_telemetry.py",
     "test_progress_modes.py",
+    "test_release.py",
 }
 E2E_FIXTURES = {"registry", "example", "built_example", "containerd"}
 

@@ -256,3 +256,31 @@ def push_base(
     index = {"schemaVersion": 2, "mediaType": oci + "index.v1+json", "manifests": entries}
     top = manifest(index, oci + "index.v1+json", tag)
     return Pushed(f"{host}/{repository}:{tag}", top, manifests)
+
+
+def cosign_key(pkcs8_der: bytes, password: str, n: int = 32768, claimed: int = 0) -> str:
+    """A private key as ``cosign generate-key-pair`` writes it: PKCS #8 sealed with NaCl's
+    secretbox under scrypt(password) (go-securesystemslib's ``encrypted`` format), made
+    here with PyNaCl and hashlib, not with the code under test. ``claimed`` writes another
+    scrypt N in it than the one used (a tampered key)."""
+    import base64
+    import hashlib
+
+    from nacl.secret import SecretBox
+    from nacl.utils import random
+
+    salt, nonce = random(32), random(24)
+    key = hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1, maxmem=256 << 20, dklen=32)
+    sealed = SecretBox(key).encrypt(pkcs8_der, nonce).ciphertext
+    body = {
+        "kdf": {
+            "name": "scrypt",
+            "params": {"N": claimed or n, "r": 8, "p": 1},
+            "salt": base64.b64encode(salt).decode(),
+        },
+        "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+        "ciphertext": base64.b64encode(sealed).decode(),
+    }
+    text = base64.encodebytes(json.dumps(body).encode()).decode()
+    kind = "ENCRYPTED SIGSTORE PRIVATE KEY"
+    return f"-----BEGIN {kind}-----\n{text}-----END {kind}-----\n"

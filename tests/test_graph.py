@@ -256,3 +256,36 @@ def test_pushing_every_rule_with_push_and_hub(
                 continue  # a pattern, resolved by doit
             assert dep in tasks, (task["basename"], dep)
     assert tasks["push:tool"]["uptodate"][0].__class__.__name__ == "config_changed"
+
+
+def test_the_release_tasks_and_what_they_wait_for(workspace: Path, clean_process: None) -> None:
+    (workspace / "key.pem").write_text("a key\n")
+    hub = ("registry.example.com/team",)
+    options = {"push": True, "hubs": hub, "sbom": True, "provenance": True}
+    tasks = tasks_of(workspace, **options, sign_key="key.pem", image_refs="refs.txt")
+    out = workspace / "out" / "build" / "linux_amd64"
+    assert tasks["sbom:app"]["file_dep"] == [
+        str(out / "app/image.json"),
+        str(out / "app/layer-0.inputs.json"),
+        str(out / "app/layer-1.inputs.json"),
+        str(out / "base/image.json"),
+    ]
+    assert tasks["sbom:app"]["targets"] == [str(workspace / "out/sbom/app.spdx.json")]
+    attach = tasks["attach:app"]
+    assert attach["task_dep"] == ["push:app", "sbom:app"]
+    assert str(workspace / "out/build/push/app.json") in attach["file_dep"]
+    assert str(workspace / "key.pem") in attach["file_dep"]  # a new key signs again
+    assert str(workspace / "app.Dockerfile") in attach["file_dep"]  # provenance names it
+    assert attach["targets"] == [str(workspace / "out/build/attach/app.json")]
+    assert tasks["release"]["task_dep"] == [
+        "layout",
+        "push:app",
+        "sbom:base",
+        "sbom:app",
+        "attach:app",
+    ]
+    assert "release" in tasks["group"]["task_dep"] and "attach:app" in tasks["group"]["task_dep"]
+    without = tasks_of(workspace, push=True, hubs=hub)
+    assert not [name for name in without if name.split(":")[0] in ("sbom", "attach", "release")]
+    local = tasks_of(workspace, sbom=True, metadata_file="meta.json")  # no push: no attach
+    assert "sbom:app" in local and "release" in local and "attach:app" not in local

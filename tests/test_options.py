@@ -82,6 +82,11 @@ def test_read_argv_other_task_name() -> None:
             "command line: --build-arg A=1 would be read by doit as a variable of its own;"
             " write --build-arg=A=1",
         ),
+        (
+            [TASK, "--annotation", "a.b=1"],
+            "command line: --annotation a.b=1 would be read by doit as a variable of its own;"
+            " write --annotation=a.b=1",
+        ),
     ],
 )
 def test_read_argv_errors(argv: list[str], message: str) -> None:
@@ -118,6 +123,13 @@ def test_every_option_has_a_flag_and_help() -> None:
         "offline",
         "check",
         "progress",
+        "annotation",
+        "no-auto-annotations",
+        "image-refs",
+        "metadata-file",
+        "sbom",
+        "provenance",
+        "sign-key",
     ]
     assert all(o.kind in ("str", "list", "bool") and o.help for o in OPTIONS)
 
@@ -217,6 +229,27 @@ def _opts(argv: list[str], environ: dict[str, str], **kwargs: str) -> Options:
         ([], {"SOURCE_DATE_EPOCH": "1700000000"}, "epoch", 1700000000),
         ([], {"SOURCE_DATE_EPOCH": "0"}, "epoch", 0),
         ([], {"SOURCE_DATE_EPOCH": ""}, "epoch", 0),
+        # annotations: command line only, in order, the value may hold "="
+        (
+            ["--annotation=a.b=1", "--annotation=c=x=y", "--annotation=e="],
+            {},
+            "annotations",
+            (("a.b", "1"), ("c", "x=y"), ("e", "")),
+        ),
+        ([], {}, "auto_annotations", True),
+        (["--no-auto-annotations"], {}, "auto_annotations", False),
+        # release outputs
+        (["--image-refs", "refs.txt"], {"IMAGE_REFS": "env.txt"}, "image_refs", "refs.txt"),
+        ([], {"IMAGE_REFS": "env.txt"}, "image_refs", "env.txt"),
+        (["--metadata-file=m.json"], {}, "metadata_file", "m.json"),
+        ([], {"METADATA_FILE": "m.json"}, "metadata_file", "m.json"),
+        (["--sbom"], {}, "sbom", True),
+        ([], {"SBOM": "true"}, "sbom", True),
+        ([], {"SBOM": "1"}, "sbom", False),
+        (["--provenance"], {}, "provenance", True),
+        ([], {"PROVENANCE": "true"}, "provenance", True),
+        (["--sign-key", "k.pem"], {"SIGN_KEY": "other.pem"}, "sign_key", "k.pem"),
+        ([], {"SIGN_KEY": "other.pem"}, "sign_key", "other.pem"),
     ],
 )
 def test_read_options(argv: list[str], environ: dict[str, str], field: str, value: object) -> None:
@@ -383,12 +416,33 @@ def test_a_realistic_command_line() -> None:
             "environment: SOURCE_DATE_EPOCH=' 5' is not a number of seconds;"
             " set it to an integer such as 0",
         ),
+        (
+            ["--annotation=novalue"],
+            {},
+            "command line: invalid --annotation 'novalue'; write --annotation=KEY=VALUE",
+        ),
+        (
+            ["--annotation=a b=1"],
+            {},
+            "command line: invalid annotation key 'a b'; write --annotation=org.example.key=VALUE",
+        ),
+        (
+            ["--annotation==1"],
+            {},
+            "command line: invalid annotation key ''; write --annotation=org.example.key=VALUE",
+        ),
     ],
 )
 def test_read_options_errors(argv: list[str], environ: dict[str, str], message: str) -> None:
     with pytest.raises(UserError) as caught:
         _opts(argv, environ)
     assert str(caught.value) == message
+
+
+def test_attaching_needs_a_push() -> None:
+    assert not _opts(["--sbom", "--provenance", "--sign-key", "k"], {}).attaches
+    assert _opts(["--push", "--hub", "h.io", "--sbom"], {}).attaches
+    assert not _opts(["--push", "--hub", "h.io"], {}).attaches
 
 
 def test_push_needs_a_hub_and_takes_insecure_registries() -> None:

@@ -697,7 +697,7 @@ YAML_FIX = "fix the YAML syntax"
         (
             "images: []\nflavour: x\n",
             "plans/x.yaml:2: unknown key 'flavour' in the plan; known keys: images, example,"
-            " args, ignoreRuns, protectedHubs, mirrors",
+            " args, ignoreRuns, protectedHubs, mirrors, annotations",
         ),
         (
             "images: []\nimages: []\n",

@@ -24,6 +24,12 @@ from registries import RunningRegistry
 from support import copy_example, doit, index_of
 
 RECORD = os.environ.get("DOIT_OCI_RECORD") == "1"
+# Moved on purpose (issue 16): every manifest and index carries the automatic annotations
+# (org.opencontainers.image.created from SOURCE_DATE_EPOCH; base.name and base.digest on a
+# registry base; no source or revision, these workspaces are no git checkouts). Without
+# them (--no-auto-annotations) the images are byte for byte what they were: see
+# test_without_automatic_annotations_the_digests_are_the_old_ones. The docker archives
+# (*.tar.gz) hold no OCI manifest and did not move.
 PROGRAMS = ("hello", "whoami", "showconfig")
 
 
@@ -50,57 +56,58 @@ def sha256(path: Path) -> str:
 
 
 EXAMPLE = {
-    "base:latest": "sha256:55ba68731a736372dd9255bae86a379deea95a0db4d0b65319ea06ba3bb51fdf",
-    "hello:latest": "sha256:5fa1319f3ac2bac3a8f513e85e375d6a9eb7af755928a2208231e5a004a65d1a",
-    "showconfig:latest": "sha256:b53ac9e67d712dde4664b1ab3b57a106e95fd5d7701d3fc248ca2322662acd26",
-    "whoami:latest": "sha256:a948d5a2601a36e590331c6e41dec72464d3460c94ce5098e9404b6e92c581fd",
+    "base:latest": "sha256:56c8becdb1d22f0d9c98fa16f7f6f61a2f692cf0b2e04dcc6efdc4b33ff7f32b",
+    "hello:latest": "sha256:a3fccb70b2c651b6b4456b3d5a25fb44d0592463757f894c2d6d3244429cb375",
+    "showconfig:latest": "sha256:128e3b0d2cf48f8013f02e1268c40ebe15e8c137fd1dc1e5cdcc038d40f2de40",
+    "whoami:latest": "sha256:e328411e1983376817c664d75eff07748f54538e39f796519f6bcf876ab1c9b5",
 }
 EXAMPLE_TWO_PLATFORMS = {
-    "hello:1.0": "sha256:c01c2099b75518bd59e6d2af85f53f6be07a1036fd14fa596f3a96fb45dbf632",
-    "hello:1.0-distroless": "sha256:4b7f4096eb71fc0efb55983752c14d1bb149a35717f1cb0d2a98487d7ccf2c3a",
-    "hello:dev": "sha256:c01c2099b75518bd59e6d2af85f53f6be07a1036fd14fa596f3a96fb45dbf632",
-    "hello:dev-distroless": "sha256:4b7f4096eb71fc0efb55983752c14d1bb149a35717f1cb0d2a98487d7ccf2c3a",
-    "showconfig:1.0": "sha256:647fb4720b7ecddd42bb89ad6faceabaf57a44dd534b64115d4ef99775b841fe",
-    "showconfig:1.0-distroless": "sha256:b98ea524d35cdcaa74db7675eae4fd42b4869390ae21b96ddc35ebe37fe80fd4",
-    "showconfig:dev": "sha256:647fb4720b7ecddd42bb89ad6faceabaf57a44dd534b64115d4ef99775b841fe",
-    "showconfig:dev-distroless": "sha256:b98ea524d35cdcaa74db7675eae4fd42b4869390ae21b96ddc35ebe37fe80fd4",
-    "whoami:1.0": "sha256:544374bfed41e1c0b25e2bf260f5193f7f2c0a270d0b924b04317c59cb643a1a",
-    "whoami:1.0-distroless": "sha256:9e0072af15ed5bfb6b79981758de5d45a09ca82b262873c49e947f9f0490fb22",
-    "whoami:dev": "sha256:544374bfed41e1c0b25e2bf260f5193f7f2c0a270d0b924b04317c59cb643a1a",
-    "whoami:dev-distroless": "sha256:9e0072af15ed5bfb6b79981758de5d45a09ca82b262873c49e947f9f0490fb22",
+    "hello:1.0": "sha256:be21d560c73513aaba7c25fa42f2ad87c2b9b640c3e809125c189c05d3a129c8",
+    "hello:1.0-distroless": "sha256:efba014cae2e289cd7a8e6a79996d1de7f65637e67a43490291c11185770bada",
+    "hello:dev": "sha256:be21d560c73513aaba7c25fa42f2ad87c2b9b640c3e809125c189c05d3a129c8",
+    "hello:dev-distroless": "sha256:efba014cae2e289cd7a8e6a79996d1de7f65637e67a43490291c11185770bada",
+    "showconfig:1.0": "sha256:aae3a14d0cd8da3442f47d568c9d301a98853bcf906daa9e0cb334631ed5f5b6",
+    "showconfig:1.0-distroless": "sha256:7af913338a71c2c644492d8aabcb2932c72e66cfb348eabd1db1d4d2bc8e99cc",
+    "showconfig:dev": "sha256:aae3a14d0cd8da3442f47d568c9d301a98853bcf906daa9e0cb334631ed5f5b6",
+    "showconfig:dev-distroless": "sha256:7af913338a71c2c644492d8aabcb2932c72e66cfb348eabd1db1d4d2bc8e99cc",
+    "whoami:1.0": "sha256:38acf648bab44fa9301a8376fe5f7963aac88496d302f7aba3c17282914abeb3",
+    "whoami:1.0-distroless": "sha256:33c043681332af01ddfc8fa124bb1ae41cd34f3cbd5d7ed0a3a8ac30c9510c2d",
+    "whoami:dev": "sha256:38acf648bab44fa9301a8376fe5f7963aac88496d302f7aba3c17282914abeb3",
+    "whoami:dev-distroless": "sha256:33c043681332af01ddfc8fa124bb1ae41cd34f3cbd5d7ed0a3a8ac30c9510c2d",
 }
 EXAMPLE_ZSTD = {
-    "hello:latest-distroless": "sha256:a9ca3ea58fb82783b78b1c34be0c5e481e3a45ddb41742857743b96f9187d88c",
-    "showconfig:latest-distroless": "sha256:5cd32980836fc97f6c3ea45fbf91fa8f0e36cc135bdc37420d9bd40f7c931a91",
-    "whoami:latest-distroless": "sha256:24a1bdeae5370245c998fc8e88e4591e749419bd9f82bac3f9a97e4fd1c03c6b",
+    "hello:latest-distroless": "sha256:57a753c881dfa41cc0c41b9a38ae16c8fdadf5b343bef187ef73556df92a9083",
+    "showconfig:latest-distroless": "sha256:524a16df27c1106bf0de55f7925df0c29da9b408fccb08006a5b7d5278672621",
+    "whoami:latest-distroless": "sha256:2f285e1686c978f80d4c39777f2d4021d4c9092666fd923d00b2d4c563949b16",
 }
 SAVED = {
     "hello-arm64.tar.gz": "sha256:a8a4e6c74291208931a93a95637005e9a0a339cd1ee10195ed7defaabaa41b8b",
-    "hello.oci.tar": "sha256:14ddf310c50bf34a7cedfa0d7a88a077c644ebde5f1eb9e5a8891f9310a99301",
+    "hello.oci.tar": "sha256:456c2191a54c020737741e4ad8fc7247d9a27037b7dfe76a817b0ca2dcc0ba0d",
     "hello.tar.gz": "sha256:8be92283080d2c9513ede4dc91b87b1a3fcbe876d65856e516224538ffb49ee3",
     "showconfig-arm64.tar.gz": "sha256:14d956b539a92486c84b7310144d849549a0c9b0b782321db9fb6c7203608b3a",
-    "showconfig.oci.tar": "sha256:431e10531b4b3369d40b13e1f634a2c1264ca39965f6142464d6a71c39f34e00",
+    "showconfig.oci.tar": "sha256:847b62ce48623f56df6a5f770e7d115ac5ddac7b57d4e17663d0a1df13b8b4b2",
     "showconfig.tar.gz": "sha256:0c750d9fe1c07f3486a5efb2902e24fb358402dc48ee6d9de4b4376751d70720",
     "whoami-arm64.tar.gz": "sha256:ee9651a3367f8aa14ca30f460c1f3f4404f6217429987a5a85835335f9704c91",
-    "whoami.oci.tar": "sha256:f23b61d645867d4a3c0d4c94c639de017b6b2315e99b058578ca810998963bbb",
+    "whoami.oci.tar": "sha256:1abf84c881baf3c7680530262173a69a7f34ce67b8fb117844079616fdecb344",
     "whoami.tar.gz": "sha256:9d9b1f24abb3294df85e40243928e712c642e5fa4fb8e30f09baa9ada6652c50",
 }
 REGISTRY_BASE = {
     # moved on purpose (issue 13, item 11): the base's tree is read from its layers, so the
     # layer declares the directories above what it holds and WORKDIR makes /srv, as BuildKit
-    # does (was sha256:5ab455627b71a7224e243225c4e5f8283c4a551a0eedb757cf0c799acc25086c)
+    # does (was sha256:5ab455627b71a7224e243225c4e5f8283c4a551a0eedb757cf0c799acc25086c).
+    # Built with --no-auto-annotations: base.name names the test registry's random port
     "onbase:latest": "sha256:dbeb69125d5063e45745c9f11f244b8513a8f3b354d616efe02aeb6a66f071e1"
 }
 THREE_WAYS = {
-    "index app-amd64:latest": "sha256:6417415a76feeb8e456f778681c29c5ad55b638d3db48d4a8fc314859f3cc1bf",
-    "index app-arm64:latest": "sha256:8cafe7ef6edfdaad4f4ed91d7ad938ae23eeb182fdcd08cd29c07a05aee07075",
-    "index app:1.0": "sha256:7fab4dc5864fd96958e6ca21011d4b40959b56b28499552d9b08f329a65a3f52",
-    "index base:latest": "sha256:d23b5ff9e186920d03cb183c4150a8e60c8dac4c91ed5938a84d066db277edbc",
-    "plan app:latest": "sha256:6417415a76feeb8e456f778681c29c5ad55b638d3db48d4a8fc314859f3cc1bf",
-    "python app:latest": "sha256:6417415a76feeb8e456f778681c29c5ad55b638d3db48d4a8fc314859f3cc1bf",
-    "python base:latest": "sha256:01043cb1d570f77402f002582c4d971ab15918473d480ba97d67a39dd167c4ea",
-    "python tool:latest": "sha256:833225978ac45228bba4ec3d1a4e98a8341732f6e5e8c5ce2ab9616713b4fba5",
-    "yaml app:latest": "sha256:6417415a76feeb8e456f778681c29c5ad55b638d3db48d4a8fc314859f3cc1bf",
+    "index app-amd64:latest": "sha256:899831b49a92a82df43e0004a7efff22114425fbf17cdea7e5da7f6273e98e8d",
+    "index app-arm64:latest": "sha256:562d176a9c446aa259954429798607a628557411211c539a910ef318be5c07b7",
+    "index app:1.0": "sha256:8b16bf34eb9ab2c1b52ea4cd4fc84fcc98c40103873af648dc9f8ef2816dde02",
+    "index base:latest": "sha256:9a35e8d9bb4881c24fed6e0746e455ac484d5fec9f9894f84544349688bb8347",
+    "plan app:latest": "sha256:899831b49a92a82df43e0004a7efff22114425fbf17cdea7e5da7f6273e98e8d",
+    "python app:latest": "sha256:899831b49a92a82df43e0004a7efff22114425fbf17cdea7e5da7f6273e98e8d",
+    "python base:latest": "sha256:acbcd977ab2f793041acf5ebf31414b7122ba6e68f21b34731e65c8b19068b36",
+    "python tool:latest": "sha256:bc97c99275c1eb6f924479a9b955ea44d283190d911132af2c8511191b332f09",
+    "yaml app:latest": "sha256:899831b49a92a82df43e0004a7efff22114425fbf17cdea7e5da7f6273e98e8d",
 }
 
 
@@ -119,6 +126,32 @@ def test_the_example(workspace: Path) -> None:
     run = doit(workspace, "build_images", "--targets", "hello,whoami,showconfig,base", env=SKIP)
     assert run.code == 0, run.text
     check("EXAMPLE", index_of(workspace), EXAMPLE)
+
+
+# EXAMPLE as it was before the automatic annotations (issue 16)
+EXAMPLE_WITHOUT_AUTOMATIC_ANNOTATIONS = {
+    "base:latest": "sha256:55ba68731a736372dd9255bae86a379deea95a0db4d0b65319ea06ba3bb51fdf",
+    "hello:latest": "sha256:5fa1319f3ac2bac3a8f513e85e375d6a9eb7af755928a2208231e5a004a65d1a",
+    "showconfig:latest": "sha256:b53ac9e67d712dde4664b1ab3b57a106e95fd5d7701d3fc248ca2322662acd26",
+    "whoami:latest": "sha256:a948d5a2601a36e590331c6e41dec72464d3460c94ce5098e9404b6e92c581fd",
+}
+
+
+def test_without_automatic_annotations_the_digests_are_the_old_ones(workspace: Path) -> None:
+    run = doit(
+        workspace,
+        "build_images",
+        "--targets",
+        "hello,whoami,showconfig,base",
+        "--no-auto-annotations",
+        env=SKIP,
+    )
+    assert run.code == 0, run.text
+    check(
+        "EXAMPLE_WITHOUT_AUTOMATIC_ANNOTATIONS",
+        index_of(workspace),
+        EXAMPLE_WITHOUT_AUTOMATIC_ANNOTATIONS,
+    )
 
 
 def test_the_example_for_two_platforms_and_variants_gzip(workspace: Path) -> None:
@@ -208,7 +241,8 @@ def test_an_image_on_a_registry_base(workspace: Path, registry: RunningRegistry)
         ON_BASE.format(base=f"{registry.host}/bases/base:7")
     )
     (workspace / "plans" / "onbase.yaml").write_text(BASE_PLAN)
-    run = doit(workspace, "build_images", "--plan", "plans/onbase.yaml", env=SKIP)
+    plan = ("--plan", "plans/onbase.yaml")
+    run = doit(workspace, "build_images", *plan, "--no-auto-annotations", env=SKIP)
     assert run.code == 0, run.text
     found = {k: v for k, v in index_of(workspace).items() if k.startswith("onbase")}
     check("REGISTRY_BASE", found, REGISTRY_BASE)
@@ -235,5 +269,13 @@ def test_the_three_ways(tmp_path: Path) -> None:
 
 def test_pinned_digests_are_checked() -> None:
     # a record left empty would let every test above pass
-    for pinned in (EXAMPLE, EXAMPLE_TWO_PLATFORMS, EXAMPLE_ZSTD, SAVED, REGISTRY_BASE, THREE_WAYS):
+    for pinned in (
+        EXAMPLE,
+        EXAMPLE_WITHOUT_AUTOMATIC_ANNOTATIONS,
+        EXAMPLE_TWO_PLATFORMS,
+        EXAMPLE_ZSTD,
+        SAVED,
+        REGISTRY_BASE,
+        THREE_WAYS,
+    ):
         assert pinned or RECORD

@@ -6,6 +6,7 @@ verify, push_index and a bad input behave the same in each, by construction."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -13,10 +14,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from registries import RunningRegistry
 from runtimes import RunningContainerd
 from support import Run, push_base
+
+from doit_oci.registry import oci
 
 MAKEFILE = """\
 TARGET_OUT ?= $(CURDIR)/out/linux_amd64
@@ -239,8 +245,10 @@ def test_gc_and_verify(built: Path, way: Way) -> None:
 
 def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -> None:
     hub = f"{registry.host}/{way.name}"
-    pushed = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0"))
+    release = ("--image-refs", "refs.txt", "--metadata-file", "meta.json", "--sbom")
+    pushed = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0", *release))
     assert way.task("push:app") in pushed.executed
+    assert way.task("attach:app") in pushed.executed and way.task("sbom:app") in pushed.executed
     inspected = subprocess.run(
         ["skopeo", "inspect", "--tls-verify=false", f"docker://{hub}/app:1.0"],
         capture_output=True,
@@ -248,11 +256,28 @@ def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -
         check=True,
     )
     assert json.loads(inspected.stdout)["Digest"] == names(built)["app:1.0"]
-    nothing = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0"))
+    # the refs file names every image of every plan of the run, by the digest pushed
+    refs = (built / "refs.txt").read_text().splitlines()
+    assert f"{hub}/app@{names(built)['app:1.0']}" in refs
+    expected = {"pyproject-two-plans": {"app", "other"}, "rules": {"app", "base"}}.get(
+        way.name, {"app"}
+    )  # Python rules build every rule; a plan's base: true images are not targets
+    assert {line.partition("@")[0].rsplit("/", 1)[1] for line in refs} == expected
+    assert json.loads((built / "meta.json").read_text())["app"]["references"] == [f"{hub}/app:1.0"]
+    nothing = ok(doit(built, way.group, "--push", "--hub", hub, "--tag", "1.0", *release))
     assert nothing.executed == []
     one = ok(doit(built, way.group, "--push", "--platform-tags", "--hub", hub, "--tag", "2.0"))
     assert way.task("push:app") in one.executed
-    joined = ok(doit(built, "push_index", "--hub", hub, "--tag", "2.0"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    (built / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    index_args = ("--tag", "2.0", "--image-refs", "ix.txt", "--sign-key", "key.pem")
+    joined = ok(doit(built, "push_index", "--hub", hub, *index_args))
     assert way.task("index:app") in joined.executed
     raw = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{hub}/app:2.0"],
@@ -261,6 +286,18 @@ def test_push_and_push_index(built: Path, way: Way, registry: RunningRegistry) -
         check=True,
     )
     assert [m["platform"]["architecture"] for m in json.loads(raw.stdout)["manifests"]] == ["amd64"]
+    index = oci.sha256_digest(raw.stdout.encode())
+    assert f"{hub}/app@{index}" in (built / "ix.txt").read_text().splitlines()
+    # the index push_index made is signed as cosign signs (the payload names it)
+    sig = httpx.get(
+        f"{registry.url}/v2/{way.name}/app/manifests/sha256-{index[7:]}.sig",
+        headers={"Accept": oci.MANIFEST},
+    ).json()
+    (layer,) = sig["layers"]
+    signed = httpx.get(f"{registry.url}/v2/{way.name}/app/blobs/{layer['digest']}").content
+    assert json.loads(signed)["critical"]["image"]["docker-manifest-digest"] == index
+    signature = base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"])
+    key.public_key().verify(signature, signed, ec.ECDSA(hashes.SHA256()))
 
 
 def test_load_and_load_alone(built: Path, way: Way, containerd: RunningContainerd) -> None:

@@ -21,6 +21,7 @@ from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.layout import Layout
 from doit_oci.registry.pull import ResolvedBase
 from doit_oci.registry.push import Origin, Progress
+from doit_oci.rules.annotations import BASE_DIGEST, BASE_NAME
 from doit_oci.rules.basetree import read_tree
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.lock import Pin, short
@@ -80,6 +81,15 @@ class Base(Protocol):
         have moved)."""
         ...
 
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        """What the manifests of images on it say of it (a registry base's name and digest)."""
+        ...
+
+    def described(self) -> tuple[str, str] | None:
+        """Its name (the reference of a registry's) and manifest digest, as the SBOM, the
+        provenance and the metadata file name it (None for scratch)."""
+        ...
+
 
 def _documents(layout: Layout, manifest: str, config: str) -> tuple[oci.Manifest, oci.ImageConfig]:
     parsed = oci.Manifest.from_json(oci.parse_json_document(layout.read(manifest), "base manifest"))
@@ -108,6 +118,12 @@ class ScratchBase:
 
     def uptodate(self) -> bool:
         return True
+
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def described(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,12 @@ class PlanBase:
 
     def uptodate(self) -> bool:
         return True
+
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def described(self) -> tuple[str, str]:
+        return self.unit.name, ImageRecord.read(self.unit.image_record).manifest.digest
 
 
 @dataclass(frozen=True)
@@ -191,20 +213,11 @@ class RegistryBase:
         except (OSError, RecordError):
             pass
         where = self.image.reference
-        entries = read_tree(self._layers(), where, self.tree_folder / "files")
+        layers = _layer_chunks(self.run, self.reference, self.resolved())
+        entries = read_tree(layers, where, self.tree_folder / "files")
         found = TreeRecord(tuple(entries), True)
         found.write(record)
         return found.tree()
-
-    def _layers(self) -> Iterator[tuple[oci.Descriptor, Iterable[bytes]]]:
-        layout = self.run.layout
-        ref = self.reference
-        for layer in self.resolved().layers:
-            if layout.has_blob(layer.digest):
-                yield layer, _file_chunks(layout.blob_path(layer.digest))
-            else:
-                reads = self.run.reader(ref.registry)
-                yield layer, _blob_chunks(reads, ref.path, layer.digest)
 
     def roots(self) -> list[str]:
         try:
@@ -219,6 +232,22 @@ class RegistryBase:
             return {}
         ref = self.reference
         return {layer.digest: Origin(ref.registry, ref.path) for layer in layers}
+
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        """base.name: the reference as FROM names it (normalised); base.digest: what it
+        resolved to (an index when it names one, as a pull of it gives)."""
+        return ((BASE_DIGEST, self.resolved().top), (BASE_NAME, self.qualified))
+
+    def described(self) -> tuple[str, str]:
+        return self.qualified, self.resolved().manifest.digest
+
+    @property
+    def qualified(self) -> str:
+        """The reference with its tag (``:latest`` when FROM names none, nor a digest)."""
+        ref = self.reference
+        if ref.tag or ref.digest:
+            return self.image.reference
+        return str(reference.Reference(ref.registry, ref.path, "latest", ""))
 
     # -- the base step ----------------------------------------------------------------------
 
@@ -283,6 +312,18 @@ class RegistryBase:
         except RegistryError:
             return False
         return head is not None and head.digest == resolved.top
+
+
+def _layer_chunks(
+    run: Run, ref: reference.Reference, resolved: ResolvedBase
+) -> Iterator[tuple[oci.Descriptor, Iterable[bytes]]]:
+    """Each layer of a registry base with its bytes: from the store when it holds the
+    blob, else read from the registry."""
+    for layer in resolved.layers:
+        if run.layout.has_blob(layer.digest):
+            yield layer, _file_chunks(run.layout.blob_path(layer.digest))
+        else:
+            yield layer, _blob_chunks(run.reader(ref.registry), ref.path, layer.digest)
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:

@@ -9,10 +9,10 @@ its manifest and config are still in the store.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 from doit_oci.registry import oci
+from doit_oci.rules.annotations import Annotations, created_at, merged
 from doit_oci.rules.layer import LayerBlob, write_layer
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, ParseConfig, RecordError
@@ -23,9 +23,11 @@ from doit_oci.rules.units import Unit
 EMPTY_LAYER_COMMENT = "doit-oci: empty layer (an OCI image has at least one)"
 
 
-def created_at(epoch: int) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+def manifest_annotations(run: Run, unit: Unit) -> Annotations:
+    """Its manifest's: the automatic ones (with a registry base's name and digest), then
+    the user's."""
+    below = base_of(run, unit).annotations() if run.options.auto_annotations else ()
+    return merged(below, unit.annotations)
 
 
 def inputs(run: Run, unit: Unit) -> list[Path]:
@@ -64,6 +66,7 @@ def documents(run: Run, unit: Unit) -> tuple[oci.ImageConfig, oci.Manifest]:
         config=oci.describe(oci.CONFIG, config.to_bytes()),
         layers=(base_manifest.layers if base_manifest else ())
         + tuple(layer.descriptor for layer in ours),
+        annotations=manifest_annotations(run, unit),
     )
     return config, manifest
 

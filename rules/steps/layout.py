@@ -12,6 +12,8 @@ from pathlib import Path
 
 from doit_oci.registry import oci
 from doit_oci.registry.layout import remove_leftovers
+from doit_oci.rules.annotations import common
+from doit_oci.rules.steps.image import manifest_annotations
 from doit_oci.rules.steps.records import ImageRecord, IndexRecord, LayoutRecord
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.units import Output, Unit
@@ -20,11 +22,19 @@ from doit_oci.rules.units import Output, Unit
 def image_descriptor(run: Run, output: Output) -> oci.Descriptor:
     """The image as the outside sees it: its manifest when it is built for one platform,
     an index (put into the store) over the platforms' manifests otherwise."""
-    manifests = [ImageRecord.read(unit.image_record).manifest for unit in run.units_of(output)]
+    units = run.units_of(output)
+    manifests = [ImageRecord.read(unit.image_record).manifest for unit in units]
     if len(manifests) == 1:
         plain = manifests[0]
         return oci.Descriptor(plain.media_type, plain.digest, plain.size)
-    return run.layout.put(oci.INDEX, oci.Index(tuple(manifests)).to_bytes())
+    return run.layout.put(oci.INDEX, index_of(run, manifests, units).to_bytes())
+
+
+def index_of(run: Run, manifests: Sequence[oci.Descriptor], units: Sequence[Unit]) -> oci.Index:
+    """The index over ``manifests`` (of ``units``), annotated with what their manifests'
+    annotations agree on."""
+    agreed = common([manifest_annotations(run, unit) for unit in units])
+    return oci.Index(tuple(manifests), annotations=agreed)
 
 
 def named_descriptors(run: Run) -> dict[str, oci.Descriptor]:
@@ -71,7 +81,7 @@ def join(run: Run, name: str, tags: Sequence[str], units: Sequence[Unit]) -> Non
     """oci_index: one multi-platform image of single-platform images, named
     ``<name>:<tag>`` in out/oci."""
     manifests = tuple(ImageRecord.read(unit.image_record).manifest for unit in units)
-    descriptor = run.layout.put(oci.INDEX, oci.Index(manifests).to_bytes())
+    descriptor = run.layout.put(oci.INDEX, index_of(run, manifests, units).to_bytes())
     run.layout.set_refs({f"{name}:{tag}": descriptor for tag in tags})
     IndexRecord(descriptor).write(index_record_path(run, name))
 

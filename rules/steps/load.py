@@ -20,9 +20,10 @@ from doit_oci.registry.errors import RegistryError
 from doit_oci.registry.oci import Platform
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.progress import say
-from doit_oci.rules.steps.records import ImageRecord, LoadRecord, RecordError
+from doit_oci.rules.steps.records import ImageRecord, RecordError
 from doit_oci.rules.steps.run import Run
 from doit_oci.rules.steps.save import repo_tags
+from doit_oci.rules.steps.shipped import LoadRecord
 from doit_oci.rules.units import Output, Unit, local_platform
 
 if TYPE_CHECKING:  # the runtimes (http.client, subprocesses) only when something is loaded

@@ -21,9 +21,10 @@ from doit_oci.rules.errors import UserError
 from doit_oci.rules.events import BlobEvent, ImagePushed
 from doit_oci.rules.progress import emit, progress_events, say
 from doit_oci.rules.steps.base import base_of
-from doit_oci.rules.steps.layout import image_descriptor
+from doit_oci.rules.steps.layout import image_descriptor, index_of
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord
 from doit_oci.rules.steps.run import Run
+from doit_oci.rules.steps.shipped import JoinRecord
 from doit_oci.rules.units import Output, Unit, platform_tag
 
 
@@ -186,11 +187,20 @@ def check_clobber(run: Run) -> None:
         )
 
 
-def push_index(run: Run, output: Output) -> list[str]:
+def join_record_path(run: Run, label: str) -> Path:
+    return run.records / "push" / f"{label}.index.json"
+
+
+def push_index(run: Run, output: Output) -> list[tuple[Destination, str, str]]:
     """Make the multi-platform image from what one machine per platform pushed under
     ``<tag>-<arch>``: read those manifests and their configs (never a layer), put the
-    index by digest, then under each tag. The references pushed, with digests."""
-    done = []
+    index by digest, then under each tag (push/<label>.index.json records it for the
+    release files, when they are asked for). Where each index went: (destination, tag,
+    digest)."""
+    done: list[tuple[Destination, str, str]] = []
+    pushed: list[str] = []
+    platforms: dict[str, tuple[str, str, str]] = {}
+    top = oci.Descriptor(oci.INDEX, "", 0)
     for destination in targets(run, output):
         client = run.clients.get(destination.registry)
         repository = destination.repository
@@ -211,10 +221,16 @@ def push_index(run: Run, output: Output) -> list[str]:
                         f"push the {platform} image under {source}",
                     )
                 manifests.append(oci.Descriptor(media_type, digest, len(data), platform=platform))
-            index = oci.Index(tuple(manifests)).to_bytes()
+                platforms[str(platform)] = (str(platform), digest, manifest.config.digest)
+            index = index_of(run, manifests, run.units_of(output)).to_bytes()
             digest = client.put_manifest(repository, oci.sha256_digest(index), index, oci.INDEX)
             client.put_manifest(repository, tag, index, oci.INDEX)
-            done.append(f"{destination.name}:{tag}@{digest}")
+            top = oci.describe(oci.INDEX, index)
+            pushed.append(f"{destination.name}:{tag}")
+            done.append((destination, tag, digest))
+    if run.options.image_refs or run.options.metadata_file:  # else nothing is written
+        record = JoinRecord(top, tuple(pushed), tuple(platforms[p] for p in sorted(platforms)))
+        record.write(join_record_path(run, output.label))
     return done
 
 

@@ -18,7 +18,9 @@ Where they live, for an image ``<key>`` of a plan with task prefix ``<scope>`` b
     out/build/<scope>/<os>_<arch>/_bases/<reference>.json  BaseRecord    (base)
     out/build/<scope>/layout.json                          LayoutRecord  (layout)
     out/build/push/<label>.json                            PushRecord    (push)
-    out/build/load/<label>.json                            LoadRecord    (load)
+
+and in rules.steps.shipped, the records of what left out/oci: LoadRecord (load),
+JoinRecord (push_index), AttachRecord (attach).
 """
 
 from __future__ import annotations
@@ -290,37 +292,6 @@ class PushRecord(Record):
         return cls(
             tuple(sorted((str(k), str(v)) for k, v in pushed.items())),
             int(data.get("uploaded_bytes", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class LoadRecord(Record):
-    """load/<label>.json: the image loaded (manifest and config digests), where, under
-    which names, and the bytes of layers its last load sent (0: it was there, or retagged)."""
-
-    manifest: str
-    config: str
-    runtimes: tuple[str, ...]
-    names: tuple[str, ...]
-    sent_bytes: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "manifest": self.manifest,
-            "config": self.config,
-            "runtimes": list(self.runtimes),
-            "names": list(self.names),
-            "sent_bytes": self.sent_bytes,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            str(data["manifest"]),
-            str(data["config"]),
-            tuple(str(r) for r in data["runtimes"]),
-            tuple(str(n) for n in data["names"]),
-            int(data.get("sent_bytes", 0)),
         )
 
 
