@@ -69,6 +69,7 @@ class BlobEvent:
     size: int
     repository: str  # registry/repository
     seconds: float = 0.0
+    task: str = ""  # the task that sent it: push:<image>, or upload:<image>.<K> for a layer
     time: float = field(default_factory=_now)
 
     def text(self) -> str:

@@ -59,7 +59,7 @@ class TaskName:
         body = text.removeprefix(prefix) if prefix else text
         step, _, key = body.partition(":")
         layer = None
-        if step == "layer" and "." in key:
+        if step in ("layer", "upload") and "." in key:
             head, _, tail = key.rpartition(".")
             if tail.isdigit():
                 key, layer = head, int(tail)

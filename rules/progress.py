@@ -40,6 +40,11 @@ def tell(text: str) -> None:
     emit(LogEvent(text, "stdout", PROCESS.task))
 
 
+def current_task() -> str:
+    """The name of the task this worker runs ("" outside a task)."""
+    return PROCESS.task
+
+
 def warn(message: str) -> None:
     emit(WarningEvent(message))
 

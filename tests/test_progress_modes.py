@@ -66,11 +66,24 @@ def test_a_cold_build_and_push_then_a_no_op_as_json(
         event = pushed[f"{registry.host}/x/{ref_name}"]
         assert event["digest"] == digest and event["tags"] == ["latest"]
         blobs = [
-            b for b in of(events, "blob") if b["repository"] == f"{registry.host}/x/{ref_name[:-7]}"
+            b
+            for b in of(events, "blob")
+            if b["repository"] == f"{registry.host}/x/{ref_name[:-7]}"
+            and b["task"] == f"push:{ref_name[:-7]}"
         ]
         assert len(blobs) == event["uploaded"] + event["mounted"] + event["skipped"]
         assert sum(b["size"] for b in blobs if b["action"] == "uploaded") == event["bytes_uploaded"]
-    assert {b["action"] for b in of(events, "blob")} == {"uploaded", "mounted"}
+    # each layer's blob goes up in its own task (upload:<image>.<K>) as soon as it is built,
+    # once per registry, mounted into the other repositories; the push then finds them there
+    # and sends the configs
+    uploads = [b for b in of(events, "blob") if b["task"].startswith("upload:")]
+    pushes = [b for b in of(events, "blob") if b["task"].startswith("push:")]
+    assert {b["action"] for b in uploads} == {"uploaded", "mounted"}
+    assert {b["action"] for b in pushes} == {"uploaded", "skipped"}
+    assert all(b["size"] < 100_000 for b in pushes if b["action"] == "uploaded")
+    for task in (t for t in finished if t.startswith("upload:")):
+        sent = [b["size"] for b in uploads if b["task"] == task and b["action"] == "uploaded"]
+        assert finished[task]["bytes"] == sum(sent)
     assert (
         finished["push:hello"]["bytes"]
         == pushed[f"{registry.host}/x/hello:latest"]["bytes_uploaded"]

@@ -92,12 +92,19 @@ def test_a_push_is_one_trace_with_its_tasks_requests_and_no_secret(
     assert layer["doit_oci.step"] == "layer" and layer["doit_oci.image"] == "hello"
     assert layer["doit_oci.platform"] == "linux/amd64" and layer["doit_oci.bytes"] > 700_000
     assert layer["doit_oci.cached"] is False
-    assert tasks["push:hello"].attributes["doit_oci.bytes"] > 700_000
+    # the layer's blob goes up in its own task, the moment it is built; the push sends the
+    # config and the manifest
+    upload = tasks["upload:hello.0"].attributes
+    assert upload["doit_oci.step"] == "upload" and upload["doit_oci.image"] == "hello"
+    assert upload["doit_oci.bytes"] > 700_000
+    assert 0 < tasks["push:hello"].attributes["doit_oci.bytes"] < 100_000
     make = next(s for s in spans if s.name == "make" and "doit_oci.goals" in s.attributes)
     assert parent(make) is tasks["make"]
     requests = [s for s in spans if "http.request.method" in s.attributes]
     assert requests and all(parent(s).name in tasks for s in requests)
-    pushed = [s for s in requests if parent(s) is tasks["push:hello"]]
+    # hello's push and the uploads of its layers and of its base's
+    sending = [tasks["push:hello"], *(t for n, t in tasks.items() if n.startswith("upload:"))]
+    pushed = [s for s in requests if any(parent(s) is task for task in sending)]
     hosts = {f"{s.attributes['server.address']}:{s.attributes['server.port']}" for s in pushed}
     assert {basic.host, token.host, token.realm.split("/")[2]} <= hosts
     fetches = [s for s in pushed if "token server" in s.attributes["doit_oci.request"]]

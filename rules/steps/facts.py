@@ -1,6 +1,6 @@
 """What the events and trace spans of a task say of it: its step, image and platform, read
 from its name and the run; and once it ran, the bytes it wrote (a layer's blob) or
-uploaded (a push), and whether its result came from the layer cache repository.
+uploaded (a push, a layer's upload), and whether its result came from the layer cache repository.
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from doit_oci.rules.names import TaskName
-from doit_oci.rules.steps.push import record_path
+from doit_oci.rules.steps.push import record_path, upload_record
 from doit_oci.rules.steps.records import LayerRecord, PushRecord, RecordError
 from doit_oci.rules.steps.run import Run
 
-UNIT_STEPS = frozenset({"parse", "translate", "layer", "image"})
+UNIT_STEPS = frozenset({"parse", "translate", "layer", "upload", "image"})
 OUTPUT_STEPS = frozenset({"push", "save", "index"})
 
 
@@ -63,7 +63,7 @@ def describe(run: Run | None, prefix: str, name: str) -> TaskInfo:
 
 def made(run: Run | None, prefix: str, name: str) -> tuple[int, bool]:
     """(bytes, cached) of a task that ran: a layer's blob size and whether it came from the
-    layer cache repository; a push's bytes uploaded; (0, False) for the others."""
+    layer cache repository; the bytes a push or a layer's upload sent; (0, False) else."""
     if run is None:
         return 0, False
     parsed = TaskName.parse(name, prefix)
@@ -72,6 +72,9 @@ def made(run: Run | None, prefix: str, name: str) -> tuple[int, bool]:
             record = LayerRecord.read(run.unit(parsed.key).layer(parsed.layer))
             blob = record.blob
             return (blob.descriptor.size if blob is not None else 0), bool(record.cached)
+        if parsed.step == "upload" and parsed.layer is not None:
+            uploaded = PushRecord.read(upload_record(run.unit(parsed.key), parsed.layer))
+            return uploaded.uploaded_bytes, False
         if parsed.step == "push":
             return PushRecord.read(record_path(run, parsed.key)).uploaded_bytes, False
     except (OSError, RecordError, KeyError, ValueError):

@@ -19,7 +19,7 @@ from doit_oci.registry.push import Destination, Origin, Progress, Pusher, destin
 from doit_oci.registry.sizes import size
 from doit_oci.rules.errors import UserError
 from doit_oci.rules.events import BlobEvent, ImagePushed
-from doit_oci.rules.progress import emit, progress_events, say
+from doit_oci.rules.progress import current_task, emit, progress_events, say
 from doit_oci.rules.steps.base import base_of
 from doit_oci.rules.steps.layout import image_descriptor, index_of
 from doit_oci.rules.steps.records import ImageRecord, LayerRecord, PushRecord
@@ -93,7 +93,11 @@ OUTCOMES = MappingProxyType({"uploaded": "uploaded", "mounted": "mounted", "pres
 
 def _told(outcome: str, blob: oci.Descriptor, destination: Destination, seconds: float) -> None:
     action = OUTCOMES[outcome]
-    emit(BlobEvent(action, blob.digest, blob.size, destination.name, round(seconds, 3)))
+    emit(
+        BlobEvent(
+            action, blob.digest, blob.size, destination.name, round(seconds, 3), current_task()
+        )
+    )
 
 
 def origins(run: Run) -> dict[str, Origin]:
@@ -252,11 +256,21 @@ def upload_layer(run: Run, unit: Unit, index: int, where: Sequence[Destination])
     if record.blob is not None:
         blob = record.blob.descriptor
         found, hints = mount_hints(run)
-        pusher = Pusher(run.layout, run.clients.get, found, hints, Progress())
+        progress = Progress(progress_events("uploading"))
+        pusher = Pusher(
+            run.layout,
+            run.clients.get,
+            found,
+            hints,
+            progress,
+            reader_for=run.reader,
+            on_blob=_told,
+        )
         for destination in where:
             outcome = pusher.push_blob(blob, destination)
             uploaded += blob.size if outcome == "uploaded" else 0
             pushed.append((destination.name, blob.digest))
+        progress.finish()
         if uploaded:
             say(f"uploaded layer {unit.key}.{index} ({size(uploaded)}) to {where[0].name}")
     PushRecord(tuple(pushed), uploaded).write(upload_record(unit, index))
