@@ -210,7 +210,11 @@ def test_containerd_import_keeps_the_manifest_and_sends_only_what_it_lacks(
     assert changed.code == 0, changed.text
     (line,) = loads(changed.err)
     assert line.startswith("docker.io/library/showconfig:latest: loaded into containerd")
-    assert f"1 of {layer_count(example, 'showconfig:latest')} layers sent" in line
+    log = containerd.log.read_text(errors="replace")[-3000:]
+    assert f"1 of {layer_count(example, 'showconfig:latest')} layers sent" in line, (
+        changed.err,
+        log,
+    )
     manifest, _ = digests(example, "showconfig:latest")
     assert containerd.images()["docker.io/library/showconfig:latest"] == manifest
 

@@ -130,10 +130,11 @@ def load_into(run: Run, runtime: Runtime, label: str, unit: Unit, refs: list[str
         with load_archive(run.layout, stored, names, leave_out, runtime.archive) as archive:
             try:
                 runtime.load(tar_chunks(archive.members), label)
-            except RegistryError:
+            except RegistryError as exc:
                 if not leave_out:
                     raise
                 # it lost a layer it had since it was asked: send the whole image
+                say(f"{label}: {exc}; sending the whole image to {runtime.where}")
                 leave_out = frozenset()
                 continue
         return Outcome(runtime.where, "loaded", names, archive.layers, archive.sent, archive.size)
