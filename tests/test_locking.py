@@ -283,7 +283,7 @@ def test_a_mirror_is_read_first_and_a_blob_it_lacks_comes_from_the_registry(
     start, mirror_start = len(settled(origin)), len(settled(mirror))
     # the first mirror does not answer: left out after one try; the second lacks a blob
     mirrors = f"{origin.host}=127.0.0.1:9,{origin.host}={mirror.host}"
-    run = ok(doit(root, "build_images", env={"REGISTRY_MIRRORS": mirrors}))
+    run = ok(doit(root, "build_images", "--sbom", env={"REGISTRY_MIRRORS": mirrors}))
     warnings = [line for line in run.err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2, run.err
     assert warnings[0].startswith(f"warning: mirror 127.0.0.1:9 of {origin.host} skipped: ")
@@ -302,6 +302,17 @@ def test_a_mirror_is_read_first_and_a_blob_it_lacks_comes_from_the_registry(
         / (base.reference.replace(":", "_").replace("/", "_") + ".json")
     )
     assert json.loads(record.read_text())["reference"] == base.reference
+    # its annotations and its SBOM name the base's registry, never the mirror
+    blobs = root / "out/oci/blobs/sha256"
+    manifest = json.loads((blobs / index_of(root)["app:latest"][7:]).read_text())
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == base.reference
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == base.top
+    (sbom,) = (root / "out/sbom").rglob("*.json")
+    text = sbom.read_text()
+    origin_url = f"{origin.host}/library/base".replace(":", "%3A")  # a purl's quoting
+    assert f"repository_url={origin_url}" in text, text
+    mirror_port = mirror.host.rsplit(":", 1)[1]
+    assert mirror.host not in text and f"%3A{mirror_port}/" not in text
 
 
 def test_a_mirror_that_serves_other_bytes_is_refused(
