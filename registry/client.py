@@ -152,23 +152,9 @@ class RegistryClient:
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """The manifest (or index) bytes, its media type and its digest (checked)."""
-        response = self.session.request(
-            "GET",
-            f"/v2/{repository}/manifests/{reference}",
-            repository,
-            f"get manifest {reference}",
-            scopes=(scope(repository, "pull"),),
-            headers={"Accept": ACCEPT_MANIFESTS},
-        )
-        data = response.content
-        digest = oci.sha256_digest(data)
-        header = response.headers.get("docker-content-digest")
-        document, problem = read_manifest(reference, data, digest, header)
-        if problem:  # not JSON, or other bytes than the digest names
-            kind = RegistryError if problem == NOT_JSON else DigestMismatch
-            raise kind(self.registry, repository, f"get manifest {reference}", problem)
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        return data, str(document.get("mediaType") or media_type), digest
+        found = _get_manifest(self, repository, reference, ())
+        assert found is not None  # a 404 is an error here
+        return found
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         return self.put_manifest_answer(repository, reference, data, media_type)[0]
@@ -189,6 +175,38 @@ class RegistryClient:
         )
         self.session.check_digest(response, digest, repository, "put manifest")
         return digest, response.headers
+
+
+def _get_manifest(
+    client: RegistryClient, repository: str, reference: str, allow: tuple[int, ...]
+) -> tuple[bytes, str, str] | None:
+    response = client.session.request(
+        "GET",
+        f"/v2/{repository}/manifests/{reference}",
+        repository,
+        f"get manifest {reference}",
+        scopes=(scope(repository, "pull"),),
+        headers={"Accept": ACCEPT_MANIFESTS},
+        allow=allow,
+    )
+    if response.status_code == 404:
+        return None
+    data = response.content
+    digest = oci.sha256_digest(data)
+    header = response.headers.get("docker-content-digest")
+    document, problem = read_manifest(reference, data, digest, header)
+    if problem:  # not JSON, or other bytes than the digest names
+        kind = RegistryError if problem == NOT_JSON else DigestMismatch
+        raise kind(client.registry, repository, f"get manifest {reference}", problem)
+    media_type = response.headers.get("content-type", "").split(";")[0].strip()
+    return data, str(document.get("mediaType") or media_type), digest
+
+
+def find_manifest(
+    client: RegistryClient, repository: str, reference: str
+) -> tuple[bytes, str, str] | None:
+    """As ``get_manifest`` in one request, None when the repository has no such manifest."""
+    return _get_manifest(client, repository, reference, (404,))
 
 
 def tags(client: RegistryClient, repository: str) -> list[str]:

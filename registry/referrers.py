@@ -86,41 +86,52 @@ def push_blobs(
             client.upload_blob(repository, source)
 
 
-def attach(client: RegistryClient, repository: str, artifact: Artifact) -> oci.Descriptor:
-    """Push ``artifact`` to ``repository`` and make it a referrer of its subject: the
-    descriptor of its manifest."""
-    push_blobs(client, repository, [EMPTY_CONFIG, artifact.document])
+def put_artifact(client: RegistryClient, repository: str, artifact: Artifact) -> bool:
+    """Push ``artifact``'s blobs and manifest to ``repository``: whether the registry lists
+    it among its subject's referrers by itself (else ``add_referrers`` must)."""
+    push_blobs(client, repository, [EMPTY_CONFIG])
+    push_blobs(client, repository, [artifact.document], check=False)  # new with its subject
     data = artifact.manifest_bytes
     digest, headers = client.put_manifest_answer(
         repository, oci.sha256_digest(data), data, oci.MANIFEST
     )
-    descriptor = artifact.descriptor
-    if headers.get(SUBJECT_HEADER) != artifact.subject.digest:
-        add_referrer(client, repository, artifact.subject.digest, descriptor)
-    assert digest == descriptor.digest
-    return descriptor
+    assert digest == artifact.descriptor.digest
+    return bool(headers.get(SUBJECT_HEADER) == artifact.subject.digest)
+
+
+def attach(client: RegistryClient, repository: str, artifact: Artifact) -> oci.Descriptor:
+    """Push ``artifact`` to ``repository`` and make it a referrer of its subject: the
+    descriptor of its manifest."""
+    if not put_artifact(client, repository, artifact):
+        add_referrers(client, repository, artifact.subject.digest, [artifact.descriptor])
+    return artifact.descriptor
 
 
 def current(client: RegistryClient, repository: str, tag: str) -> tuple[dict[str, Any], str] | None:
     """The JSON of the manifest (or index) ``tag`` names, and its digest; None if none."""
-    if client.head_manifest(repository, tag) is None:
+    from doit_oci.registry.client import find_manifest
+
+    found = find_manifest(client, repository, tag)
+    if found is None:
         return None
-    data, _, digest = client.get_manifest(repository, tag)
+    data, _, digest = found
     return oci.parse_json_document(data, f"{repository}:{tag}"), digest
 
 
-def add_referrer(
-    client: RegistryClient, repository: str, subject: str, descriptor: oci.Descriptor
+def add_referrers(
+    client: RegistryClient, repository: str, subject: str, descriptors: Sequence[oci.Descriptor]
 ) -> bool:
-    """List ``descriptor`` in the tag schema's index of ``subject``'s referrers, keeping
-    every entry (and field) it holds; True when the index was written."""
+    """List ``descriptors`` in the tag schema's index of ``subject``'s referrers (one read,
+    one write), keeping every entry (and field) it holds; True when the index was written."""
     tag = fallback_tag(subject)
     found = current(client, repository, tag)
     index: dict[str, Any] = found[0] if found else {"schemaVersion": 2, "mediaType": oci.INDEX}
     manifests: list[dict[str, Any]] = index.setdefault("manifests", [])
-    if any(entry.get("digest") == descriptor.digest for entry in manifests):
+    listed = {entry.get("digest") for entry in manifests}
+    new = [d for d in descriptors if d.digest not in listed]
+    if not new:
         return False
-    manifests.append(descriptor.to_json())
+    manifests.extend(d.to_json() for d in new)
     data = oci.canonical_json(index)
     client.put_manifest(repository, tag, data, str(index.get("mediaType") or oci.INDEX))
     return True

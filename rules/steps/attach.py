@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from doit_oci.registry import oci
 from doit_oci.registry.push import Destination
-from doit_oci.registry.referrers import Artifact, attach
+from doit_oci.registry.referrers import Artifact, add_referrers, put_artifact
 from doit_oci.registry.signatures import add_signature, payload
 from doit_oci.rules import about, provenance
 from doit_oci.rules.annotations import CREATED, created_at
@@ -34,9 +34,9 @@ from doit_oci.rules.steps.shipped import Attached, AttachRecord
 from doit_oci.rules.units import Output
 
 if TYPE_CHECKING:  # httpx and the client are imported only when a registry is used
-    from doit_oci.registry.client import RegistryClient
+    pass
 
-PARALLEL = 4  # requests in flight at once, as a push has them
+PARALLEL = 8  # requests in flight at once: the client's connection pool
 
 
 def record_path(run: Run, label: str) -> Path:
@@ -112,13 +112,6 @@ def _artifacts(
     return found
 
 
-def _attach_group(
-    client: RegistryClient, repository: str, group: list[tuple[str, str, Artifact]]
-) -> list[tuple[str, str, Artifact, oci.Descriptor]]:
-    """The artifacts of one subject, one after the other (they share its referrers index)."""
-    return [(kind, platform, a, attach(client, repository, a)) for kind, platform, a in group]
-
-
 def attach_to(
     run: Run,
     destination: Destination,
@@ -126,32 +119,40 @@ def attach_to(
     signed: Sequence[str],
     signer: Signer | None,
 ) -> list[Attached]:
-    """Attach ``artifacts`` in ``destination``'s repository, then sign ``signed`` and each
-    artifact: the subjects side by side (requests in flight together, as pushes do)."""
+    """Attach ``artifacts`` in ``destination``'s repository and sign ``signed`` and each
+    artifact, all side by side: an artifact's manifest digest is known before it is sent,
+    so its signature need not wait for it. Then each subject's referrers index (where the
+    registry keeps none) gets the artifacts about it, in one read and one write."""
     client = run.clients.get(destination.registry)
     repository, name = destination.repository, destination.name
-    groups: dict[str, list[tuple[str, str, Artifact]]] = {}
-    for item in artifacts:
-        groups.setdefault(item[2].subject.digest, []).append(item)
-    found: list[Attached] = []
-    digests = list(signed)
+    digests = [*signed, *(artifact.descriptor.digest for _, _, artifact in artifacts)]
+
+    def sign(digest: str) -> Attached:
+        assert signer is not None
+        text = payload(name, digest)
+        tag, sig = add_signature(client, repository, digest, text, signer.sign(text))
+        return Attached("signature", digest, f"{name}:{tag}", sig)
+
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        done = [pool.submit(_attach_group, client, repository, group) for group in groups.values()]
-        for future in done:
-            for kind, platform, artifact, descriptor in future.result():
-                reference = f"{name}@{descriptor.digest}"
-                subject = artifact.subject.digest
-                found.append(Attached(kind, subject, reference, descriptor.digest, platform))
-                digests.append(descriptor.digest)
-        if signer is None:
-            return found
-
-        def sign(digest: str) -> Attached:
-            text = payload(name, digest)
-            tag, sig = add_signature(client, repository, digest, text, signer.sign(text))
-            return Attached("signature", digest, f"{name}:{tag}", sig)
-
-        found.extend(pool.map(sign, digests))
+        put = [pool.submit(put_artifact, client, repository, a) for _, _, a in artifacts]
+        signing = [pool.submit(sign, digest) for digest in digests] if signer else []
+        unlisted: dict[str, list[oci.Descriptor]] = {}
+        for (_, _, artifact), future in zip(artifacts, put, strict=True):
+            if not future.result():
+                unlisted.setdefault(artifact.subject.digest, []).append(artifact.descriptor)
+        indexes = [
+            pool.submit(add_referrers, client, repository, subject, descriptors)
+            for subject, descriptors in unlisted.items()
+        ]
+        found = [
+            Attached(
+                kind, a.subject.digest, f"{name}@{a.descriptor.digest}", a.descriptor.digest, p
+            )
+            for kind, p, a in artifacts
+        ]
+        found.extend(future.result() for future in signing)
+        for future in indexes:
+            future.result()
     return found
 
 
